@@ -85,9 +85,7 @@ class ModelArguments:
 class LeapArguments:
     """The peer-exchange protocol and sampling: the paper's knobs."""
 
-    method: str = field(
-        default="leap", metadata={"help": f"one of {', '.join(METHODS)}"}
-    )
+    method: str = field(default="leap", metadata={"help": f"one of {', '.join(METHODS)}"})
     n: int = field(default=4, metadata={"help": "parallel reasoning paths per problem"})
     T: int = field(default=256, metadata={"help": "generated tokens between LeaP blocks"})
     top_k: int = field(
@@ -112,8 +110,10 @@ class LeapArguments:
     seed: int = field(default=0, metadata={"help": "run seed; per-path seeds derive from it"})
     protocol: str | None = field(
         default=None,
-        metadata={"help": "YAML file with the trigger/cue sentences and tag names "
-                  "(default: the packaged inference/protocol.yaml)"},
+        metadata={
+            "help": "YAML file with the trigger/cue sentences and tag names "
+            "(default: the packaged inference/protocol.yaml)"
+        },
     )
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
@@ -174,8 +174,8 @@ class DataArguments:
     def __post_init__(self) -> None:
         builtin = self.problems.startswith("builtin:") or self.problems == "synthetic"
         suffix = Path(self.problems).suffix.lower()
-        if not builtin and suffix in (".json", ".jsonl", ".parquet"):
-            if not Path(self.problems).is_file():
-                raise ConfigError(f"problems file {self.problems} does not exist (key 'problems')")
+        local = not builtin and suffix in (".json", ".jsonl", ".parquet")
+        if local and not Path(self.problems).is_file():
+            raise ConfigError(f"problems file {self.problems} does not exist (key 'problems')")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"'limit' must be >= 1, got {self.limit}")

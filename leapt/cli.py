@@ -15,7 +15,10 @@ from leapt.config import ConfigError
 #: stage name -> (module with ``main(argv)``, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
     "infer": ("inference.cli", "run N peer-exchanging reasoning paths per problem (LeaP)"),
-    "eval": ("eval.cli", "run methods x benchmarks for one model; write results.json/.md and plots"),
+    "eval": (
+        "eval.cli",
+        "run methods x benchmarks for one model; write results.json/.md and plots",
+    ),
     "report": ("eval.report_cli", "re-render results from existing traces without generating"),
     "generate": ("data_gen.cli", "harvest a teacher's LeaP traces into an SFT dataset"),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),

@@ -27,7 +27,7 @@ _CORPUS = [
     "Solve for x: 3x + 5 = 20. Subtract 5, divide by 3, x = 5.",
     "What is 17 * 23? 17 * 23 = 391. Check: 391 / 17 = 23.",
     "Find the number of minutes the walk takes her, including the coffee shop.",
-    "ANSWER: C. The correct option is (B). \"ANSWER\": \"D\"",
+    'ANSWER: C. The correct option is (B). "ANSWER": "D"',
     "0 1 2 3 4 5 6 7 8 9 10 100 1000 + - * / = ( ) [ ] { } ^ _ . , ; : ! ?",
     "Hmm, wait. Let me reconsider. Peers suggest a different approach.",
 ]
@@ -37,7 +37,12 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
     """Write a tiny Qwen2 checkpoint + tokenizer into ``out_dir`` and return it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        GenerationConfig,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
