@@ -1,0 +1,81 @@
+"""Property tests of the routers: who reads whose summary at a LeaP turn."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inference.routing import ROUTER_NAMES, route, similarity
+
+summaries_st = st.dictionaries(
+    st.integers(min_value=0, max_value=40),
+    st.text(alphabet="abcde xyz0123", max_size=30),
+    min_size=1,
+    max_size=9,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(summaries=summaries_st, k=st.integers(1, 10), router=st.sampled_from(ROUTER_NAMES))
+def test_peers_are_distinct_active_others(summaries, k, router):
+    routed = route(summaries, router, k, random.Random(0))
+    assert set(routed) == set(summaries)
+    for path, peers in routed.items():
+        expected = len(summaries) - 1 if router == "all" else min(k, len(summaries) - 1)
+        assert len(peers) == expected
+        assert len(set(peers)) == len(peers)
+        assert path not in peers
+        assert set(peers) <= set(summaries)
+
+
+@settings(max_examples=150, deadline=None)
+@given(summaries=summaries_st, k=st.integers(1, 6))
+def test_dispersed_and_clustered_pick_least_and_most_similar(summaries, k):
+    dispersed = route(summaries, "dispersed", k, random.Random(0))
+    clustered = route(summaries, "clustered", k, random.Random(0))
+    for path, own in summaries.items():
+        others = [p for p in summaries if p != path]
+        sims = {p: similarity(own, summaries[p]) for p in others}
+        chosen_d, chosen_c = dispersed[path], clustered[path]
+        rest_d = [p for p in others if p not in chosen_d]
+        rest_c = [p for p in others if p not in chosen_c]
+        if chosen_d and rest_d:
+            assert max(sims[p] for p in chosen_d) <= min(sims[p] for p in rest_d)
+        if chosen_c and rest_c:
+            assert min(sims[p] for p in chosen_c) >= max(sims[p] for p in rest_c)
+
+
+@settings(max_examples=100, deadline=None)
+@given(summaries=summaries_st, k=st.integers(1, 6), router=st.sampled_from(ROUTER_NAMES))
+def test_routing_is_reproducible(summaries, k, router):
+    first = route(summaries, router, k, random.Random(7))
+    again = route(summaries, router, k, random.Random(7))
+    assert first == again
+
+
+@given(a=st.text(max_size=20), b=st.text(max_size=20))
+def test_similarity_is_normalized_levenshtein(a, b):
+    s = similarity(a, b)
+    assert 0.0 <= s <= 1.0
+    assert s == similarity(b, a)
+    assert similarity(a, a) == 1.0
+
+
+def test_similarity_known_values():
+    assert similarity("", "") == 1.0
+    assert similarity("abcd", "abcf") == pytest.approx(0.75)
+    assert similarity("abc", "") == 0.0
+
+
+def test_ties_broken_by_peer_index():
+    summaries = {0: "same", 3: "same", 1: "same", 2: "same"}
+    assert route(summaries, "dispersed", 2, random.Random(0))[0] == [1, 2]
+    assert route(summaries, "clustered", 2, random.Random(0))[3] == [0, 1]
+
+
+def test_hybrid_mixes_most_and_least_similar():
+    summaries = {0: "aaaa", 1: "aaab", 2: "zzzz", 3: "aabb"}
+    assert route(summaries, "hybrid", 2, random.Random(0))[0] == [1, 2]
