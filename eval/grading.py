@@ -1,0 +1,201 @@
+"""Decide whether an extracted answer is right: math equivalence and choice letters.
+
+Pure functions (no model, no files) so that ``leapt eval``, ``leapt report`` and
+data synthesis (keep only traces with a correct answer) share one grader.
+
+Math answers are compared with ``math-verify`` (LaTeX -> sympy), after a cheap
+exact/integer check that settles AIME-style answers (``070`` = ``70``) without
+sympy.  ``math-verify`` bounds its own work with ``signal.alarm``, which only
+works in the main thread; elsewhere we turn that off and bound the call with a
+watchdog thread instead, so grading is safe from worker threads and one
+pathological expression can never hang an evaluation.  Any error or timeout
+counts as "not equivalent": a path without a usable answer is wrong, never a
+crash.
+
+Multiple choice: problems carry their options already shuffled and the gold
+*letter* as ``answer`` (see :func:`shuffle_options`, used by the benchmark
+loader), so grading a choice is a letter comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from inference.answers import extract_answer
+
+if TYPE_CHECKING:
+    from inference.problems import Problem
+    from inference.trace import PathRecord, Trace
+
+TASKS = ("math", "choice")
+#: seconds allowed for parsing + comparing one (prediction, gold) pair
+DEFAULT_TIMEOUT = 5
+LETTERS = "ABCDEFGHIJ"
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_STRIP_RE = re.compile(r"^\$+|\$+$|\\[,;!]|\\left|\\right|\s+")
+_LETTER_RE = re.compile(r"^\(?([A-Ja-j])\)?[.:)]?$")
+
+logger = logging.getLogger(__name__)
+
+
+def _normalize(text: str) -> str:
+    """Whitespace/dollar/spacing-command-free form used for the cheap exact check."""
+    return _STRIP_RE.sub("", text.strip())
+
+
+def _math_verify_equal(pred: str, gold: str, timeout: int | None) -> bool:
+    """``math-verify`` equivalence of two bare answers (each wrapped as a boxed expression)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    gold_parsed = parse(f"$\\boxed{{{gold}}}$", extraction_config=config, parsing_timeout=timeout)
+    pred_parsed = parse(f"$\\boxed{{{pred}}}$", extraction_config=config, parsing_timeout=timeout)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+
+
+def _with_watchdog(fn: Callable[[], bool], timeout: float) -> bool:
+    """Run ``fn`` in a daemon thread; give up (False) after ``timeout`` seconds.
+
+    Used off the main thread, where ``signal.alarm`` is unavailable.  A call
+    that overruns keeps running in the background but no longer blocks grading.
+    """
+    result: list[bool] = []
+
+    def target() -> None:
+        try:
+            result.append(fn())
+        except Exception:  # noqa: BLE001 - any grader failure means "not equal"
+            result.append(False)
+
+    worker = threading.Thread(target=target, daemon=True, name="leapt-grade")
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        logger.warning("math equivalence check timed out after %ss; counted as wrong", timeout)
+        return False
+    return result[0]
+
+
+@lru_cache(maxsize=65536)
+def math_equal(pred: str, gold: str, timeout: int = DEFAULT_TIMEOUT) -> bool:
+    """True when two math answers are equivalent (``\\frac{1}{2}`` = ``0.5``, ``070`` = ``70``)."""
+    a, b = _normalize(pred), _normalize(gold)
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    if _INT_RE.match(a) and _INT_RE.match(b):
+        return int(a) == int(b)
+    if threading.current_thread() is threading.main_thread():
+        try:
+            return _math_verify_equal(pred, gold, timeout)
+        except Exception:  # noqa: BLE001 - math-verify raising means "not equal"
+            return False
+    return _with_watchdog(lambda: _math_verify_equal(pred, gold, None), timeout)
+
+
+def choice_letter(text: str | None) -> str | None:
+    """An upper-case option letter from ``C``, ``(c)``, ``C.``; None if it is not one."""
+    if text is None:
+        return None
+    match = _LETTER_RE.match(text.strip())
+    return match.group(1).upper() if match else None
+
+
+def grade_answer(pred: str | None, gold: str | None, task: str) -> bool:
+    """Whether ``pred`` (an extracted answer) matches ``gold``; no answer is always wrong."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    if pred is None or gold is None:
+        return False
+    if task == "choice":
+        letter = choice_letter(pred)
+        return letter is not None and letter == choice_letter(str(gold))
+    return math_equal(str(pred), str(gold))
+
+
+def task_of(trace: Trace) -> str:
+    """The answer format of a trace: its recorded ``config.task``, else choice iff it has options."""
+    task = (trace.config or {}).get("task")
+    if task in TASKS:
+        return task
+    return "choice" if trace.options else "math"
+
+
+def answer_text(path: PathRecord) -> str:
+    """The text a path's answer is read from: its completion without peers' words.
+
+    Peer blocks quote other paths' summaries, which may contain *their*
+    ``\\boxed{}``; the first prompt segment (the question and instructions)
+    may mention ``\\boxed{}`` too.  Later prompt segments are kept because the
+    engine's forced-answer suffix may open the box the model then closes.
+    """
+    return "".join(s.text for s in path.segments[1:] if s.kind != "peer")
+
+
+def grade_trace(trace: Trace, task: str | None = None, *, overwrite: bool = False) -> Trace:
+    """Fill ``final_answer`` and ``correct`` on every path of ``trace`` (in place; returned).
+
+    A path that already has a verdict keeps it unless ``overwrite``: traces
+    graded at inference time stay exactly as recorded, so reports made from
+    them later are reproducible.  A problem without a gold answer gets
+    ``correct = None`` (ungradable, excluded from accuracy).
+    """
+    task = task or task_of(trace)
+    for path in trace.paths:
+        if path.correct is not None and not overwrite:
+            continue
+        if path.final_answer is None or overwrite:
+            path.final_answer = extract_answer(answer_text(path), task)
+        path.correct = (
+            None if trace.answer is None else grade_answer(path.final_answer, trace.answer, task)
+        )
+    return trace
+
+
+def make_grader(task: str) -> Callable[[Problem, str | None], bool | None]:
+    """The ``grade`` hook of ``run_inference``: ``grade(problem, final_answer) -> correct``."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+
+    def grade(problem: Problem, final_answer: str | None) -> bool | None:
+        if problem.answer is None:
+            return None
+        return grade_answer(final_answer, problem.answer, task)
+
+    return grade
+
+
+def shuffle_options(
+    options: Sequence[str], key: str, seed: int = 0, correct_index: int = 0
+) -> tuple[list[str], str]:
+    """Shuffle a question's options reproducibly; return them and the gold letter.
+
+    Convention: the raw options list the correct one at ``correct_index``
+    (``0`` by default, as when built from GPQA's "Correct Answer" followed by
+    its "Incorrect Answer" columns).  The permutation depends only on ``seed``
+    and ``key`` (the problem id), through SHA-256 rather than Python's salted
+    ``hash``, so every run, process and machine presents the same order and
+    the gold letter is known without storing the permutation.
+    """
+    if not options:
+        raise ValueError(f"problem {key!r} has no options to shuffle")
+    if len(options) > len(LETTERS):
+        raise ValueError(f"problem {key!r} has {len(options)} options; at most {len(LETTERS)}")
+    if not 0 <= correct_index < len(options):
+        raise ValueError(f"problem {key!r}: correct_index {correct_index} out of range")
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    order = list(range(len(options)))
+    random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    shuffled = [options[i] for i in order]
+    return shuffled, LETTERS[order.index(correct_index)]
