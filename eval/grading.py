@@ -32,6 +32,7 @@ from inference.answers import extract_answer
 
 if TYPE_CHECKING:
     from inference.problems import Problem
+
     from inference.trace import PathRecord, Trace
 
 TASKS = ("math", "choice")
