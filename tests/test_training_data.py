@@ -1,0 +1,170 @@
+"""Loss masks and input checks of `leapt train`, on the tiny tokenizer (no model load needed).
+
+Also home of :func:`write_sft_dataset`, the small `leapt generate`-shaped dataset
+the other training tests train on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from leapt.config import ConfigError
+from training.dataset import (
+    IGNORE_INDEX,
+    load_sft_dataset,
+    prepare_dataset,
+    render_prompt_ids,
+    tokenize_example,
+)
+
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def sft_row(problem: str, pieces: list[tuple[str, str]]) -> dict:
+    """One dataset row in the `leapt generate` schema from (kind, text) pieces after the prompt."""
+    segments = [{"kind": "prompt", "text": problem}] + [{"kind": k, "text": t} for k, t in pieces]
+    messages = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": problem},
+        {"role": "assistant", "content": "".join(t for _, t in pieces)},
+    ]
+    return {"messages": messages, "segments": segments}
+
+
+def leap_row(a: int, b: int) -> dict:
+    """A LeaP-shaped path: reasoning, engine cue + summary, a peer block, more reasoning."""
+    return sft_row(
+        f"What is {a} + {b}?",
+        [
+            ("model", f"Let me think step by step. First compute {a} + {b}."),
+            ("prompt", " Let me summarize. <summarize>"),
+            ("model", f" So far I found that {a} + {b} = {a + b}. </summarize>"),
+            ("peer", f' <comment> Peer 1: "I think the answer is {a + b + 1}." </comment>'),
+            ("prompt", " Hmm, wait. Let me reconsider."),
+            ("model", f" Check: {a + b} - {b} = {a}. The answer is \\boxed{{{a + b}}}."),
+        ],
+    )
+
+
+def write_sft_dataset(directory: Path, n: int = 24, fmt: str = "jsonl") -> Path:
+    """Write ``n`` LeaP-shaped rows as a `load_dataset`-readable directory."""
+    from datasets import Dataset
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [leap_row(3 + i % 7, 10 + (i * 3) % 11) for i in range(n)]
+    if fmt == "jsonl":
+        with (directory / "train-00000.jsonl").open("w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+    else:
+        Dataset.from_list(rows).to_parquet(str(directory / "train-00000.parquet"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_trained_positions_are_exactly_the_model_segment_tokens(tokenizer):
+    row = leap_row(12, 30)
+    prompt_messages = row["messages"][:-1]
+    example = tokenize_example(tokenizer, prompt_messages, row["segments"], train_on_eos=False)
+
+    # Independent reconstruction: the engine's prompt, then every segment's own tokens.
+    prompt_text = tokenizer.apply_chat_template(
+        prompt_messages, add_generation_prompt=True, tokenize=False
+    )
+    position = len(tokenizer.encode(prompt_text, add_special_tokens=False))
+    expected_positions, expected_tokens = [], []
+    for seg in row["segments"][1:]:
+        ids = tokenizer.encode(seg["text"], add_special_tokens=False)
+        if seg["kind"] == "model":
+            expected_positions += range(position, position + len(ids))
+            expected_tokens += ids
+        position += len(ids)
+
+    trained = [i for i, label in enumerate(example["labels"]) if label != IGNORE_INDEX]
+    assert trained == expected_positions
+    assert [example["input_ids"][i] for i in trained] == expected_tokens
+    assert [example["labels"][i] for i in trained] == expected_tokens
+    # the trained text is the model's words and nothing else
+    model_text = "".join(s["text"] for s in row["segments"] if s["kind"] == "model")
+    assert tokenizer.decode(expected_tokens) == model_text
+    assert "Peer 1" not in tokenizer.decode(expected_tokens)
+    # the whole sequence is the chat prompt followed by the assistant text
+    assert tokenizer.decode(example["input_ids"]) == (
+        prompt_text + row["messages"][-1]["content"] + tokenizer.eos_token
+    )
+
+
+def test_end_of_turn_is_trained_only_after_a_model_segment(tokenizer):
+    row = leap_row(1, 2)
+    with_eos = tokenize_example(tokenizer, row["messages"][:-1], row["segments"])
+    without = tokenize_example(tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False)
+    assert with_eos["input_ids"] == without["input_ids"]
+    assert with_eos["labels"][-1] == tokenizer.eos_token_id
+    assert with_eos["labels"][:-1] == without["labels"][:-1]
+    ends_with_peer = sft_row("Q?", [("model", "I think 5."), ("peer", " <comment> x </comment>")])
+    example = tokenize_example(
+        tokenizer, ends_with_peer["messages"][:-1], ends_with_peer["segments"]
+    )
+    assert example["labels"][-1] == IGNORE_INDEX
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_local_dataset_loads_and_prepares(tmp_path, tokenizer, fmt):
+    data_dir = write_sft_dataset(tmp_path / "data", n=5, fmt=fmt)
+    dataset = load_sft_dataset(str(data_dir))
+    prepared, stats = prepare_dataset(dataset, tokenizer, max_length=None)
+    assert prepared.column_names == ["input_ids", "labels"]
+    assert stats.kept == stats.examples == 5
+    assert 0 < stats.trained_tokens < stats.tokens
+
+
+def test_overlong_examples_are_truncated_or_dropped_and_counted(tmp_path, tokenizer):
+    from datasets import Dataset
+
+    short = sft_row("Hi?", [("model", "5.")])
+    long = leap_row(3, 4)
+    dataset = Dataset.from_list([short, long, long])
+    limit = len(tokenize_example(tokenizer, short["messages"][:-1], short["segments"])["input_ids"])
+    limit = max(limit, len(render_prompt_ids(tokenizer, long["messages"][:-1])) + 3)
+
+    truncated, stats = prepare_dataset(dataset, tokenizer, max_length=limit, overlong="truncate")
+    assert (stats.kept, stats.truncated, stats.dropped_overlong) == (3, 2, 0)
+    assert max(len(ids) for ids in truncated["input_ids"]) == limit
+
+    _, stats = prepare_dataset(dataset, tokenizer, max_length=limit, overlong="drop")
+    assert (stats.kept, stats.truncated, stats.dropped_overlong) == (1, 0, 2)
+
+
+def test_examples_with_nothing_to_train_are_reported(tokenizer):
+    from datasets import Dataset
+
+    only_peers = sft_row("Q?", [("peer", ' <comment> Peer 1: "7" </comment>')])
+    dataset = Dataset.from_list([leap_row(1, 1), only_peers])
+    _, stats = prepare_dataset(dataset, tokenizer, max_length=None)
+    assert (stats.kept, stats.dropped_nothing_to_train) == (1, 1)
+    with pytest.raises(ConfigError, match="no trainable example"):
+        prepare_dataset(Dataset.from_list([only_peers]), tokenizer, max_length=None)
+
+
+def test_dataset_without_segments_is_rejected_naming_the_column(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"messages": leap_row(1, 2)["messages"]}) + "\n")
+    with pytest.raises(ConfigError, match="no 'segments' column"):
+        load_sft_dataset(str(path))
+
+
+def test_inconsistent_row_is_rejected_naming_the_row(tokenizer):
+    from datasets import Dataset
+
+    bad = leap_row(1, 2)
+    bad["messages"][-1]["content"] += " extra"
+    with pytest.raises(ConfigError, match="row 1: the assistant message"):
+        prepare_dataset(Dataset.from_list([leap_row(2, 2), bad]), tokenizer, max_length=None)

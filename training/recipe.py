@@ -1,0 +1,132 @@
+"""Training recipes: TRL's own dataclasses plus the few LeaP-T data options, parsed once.
+
+A recipe YAML holds keys of three dataclasses, exactly like a TRL ``sft``
+recipe: :class:`TrainScriptArguments` (TRL ``ScriptArguments`` + LeaP-T data
+options), TRL ``SFTConfig`` (all ``TrainingArguments``) and TRL ``ModelConfig``
+(model path, dtype, LoRA).  Everything that can be checked without a model is
+checked here, so that a typo costs seconds, not a model load on every rank.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, ScriptArguments, SFTConfig
+
+from leapt.config import ConfigError, parse_config
+from training.dataset import SEGMENT_KINDS
+from training.launch_check import check_launch
+
+HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+@dataclass
+class TrainScriptArguments(ScriptArguments):
+    """Dataset options of `leapt train` (TRL's ScriptArguments plus LeaP-T masking and length policy)."""
+
+    overlong: str = field(
+        default="truncate",
+        metadata={
+            "help": "What to do with examples longer than max_length: 'truncate' (keep the start) "
+            "or 'drop'. Counts go to data_stats.json either way."
+        },
+    )
+    loss_on: list[str] = field(
+        default_factory=lambda: ["model"],
+        metadata={
+            "help": "Segment kinds that carry loss. LeaP-T trains on 'model' only: the student "
+            "must not learn to invent peer summaries or engine cues."
+        },
+    )
+    train_on_eos: bool = field(
+        default=True,
+        metadata={"help": "Also train the end-of-turn token after the last model segment."},
+    )
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "If set, gradient_accumulation_steps is derived so that per-device batch x "
+            "accumulation x world size equals it (paper: 16); an inexact split is an error."
+        },
+    )
+    auto_resume: bool = field(
+        default=True,
+        metadata={"help": "Resume from the last checkpoint-* in output_dir when one exists."},
+    )
+    merge_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "With use_peft: also write the adapter merged into the base to output_dir/merged."
+        },
+    )
+
+
+def _hub_token() -> str | None:
+    return next((os.environ[k] for k in HUB_TOKEN_ENV if os.environ.get(k)), None)
+
+
+def _apply_global_batch(script: TrainScriptArguments, args: SFTConfig, world_size: int) -> None:
+    if script.global_batch_size is None:
+        return
+    per_step = args.per_device_train_batch_size * world_size
+    if script.global_batch_size % per_step:
+        raise ConfigError(
+            f"global_batch_size={script.global_batch_size} is not a multiple of "
+            f"per_device_train_batch_size ({args.per_device_train_batch_size}) x world size ({world_size})"
+        )
+    args.gradient_accumulation_steps = script.global_batch_size // per_step
+
+
+def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) -> None:
+    """Checks that need no model, tokenizer or dataset download."""
+    if not model.model_name_or_path:
+        raise ConfigError("model_name_or_path is required (a local checkpoint dir or Hub id)")
+    if not script.dataset_name:
+        raise ConfigError(
+            "dataset_name is required (a `leapt generate` output dir, file or Hub id)"
+        )
+    if script.dataset_streaming:
+        raise ConfigError(
+            "dataset_streaming is not supported: masks and length counts need a full pass"
+        )
+    if script.overlong not in {"truncate", "drop"}:
+        raise ConfigError(f"overlong must be 'truncate' or 'drop', got {script.overlong!r}")
+    bad = sorted(set(script.loss_on) - set(SEGMENT_KINDS))
+    if bad or not script.loss_on:
+        raise ConfigError(f"loss_on must list kinds from {SEGMENT_KINDS}, got {script.loss_on}")
+    if args.hub_token:
+        raise ConfigError("hub_token must not be written in a recipe; export HF_TOKEN instead")
+    if args.push_to_hub:
+        if not args.hub_model_id:
+            raise ConfigError("push_to_hub needs hub_model_id (the repo to publish to)")
+        if not _hub_token():
+            raise ConfigError("push_to_hub needs a token in the HF_TOKEN environment variable")
+    if args.max_length is not None and args.max_length <= 0:
+        raise ConfigError(f"max_length must be positive, got {args.max_length}")
+
+
+def parse_recipe(
+    argv: Sequence[str] | None,
+) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig]:
+    """Parse ``--config recipe.yaml`` + overrides and run every model-free check."""
+    # TrainingArguments rewrites ACCELERATE_MIXED_PRECISION while parsing; keep what the launcher set.
+    launch_env = dict(os.environ)
+    script, args, model = parse_config(
+        (TrainScriptArguments, SFTConfig, ModelConfig),
+        argv,
+        prog="leapt train",
+        description="Supervised fine-tuning of a LeaP-T student on `leapt generate` data "
+        "(TRL SFTTrainer; run under `accelerate launch` for DeepSpeed ZeRO / DDP).",
+    )
+    validate(script, args, model)
+    _apply_global_batch(script, args, int(os.environ.get("WORLD_SIZE", "1")))
+    check_launch(args, launch_env)
+    return script, args, model
+
+
+def global_batch(args: SFTConfig) -> int:
+    """Examples per optimizer step across all processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * world
