@@ -160,41 +160,51 @@ def path_failures(
     return failed
 
 
+def filter_trace(
+    result: FilterResult,
+    trace: Trace,
+    settings: FilterSettings,
+    count_tokens: Callable[[str], int] | None,
+) -> None:
+    """Apply every enabled rule to the paths of one problem, adding to ``result``.
+
+    Per-path rules come first; among the survivors, exact duplicates of an
+    earlier kept completion are dropped, then paths beyond
+    ``max_paths_per_problem`` (lowest path index first, so the choice is
+    reproducible and independent of sharding).
+    """
+    result.problems += 1
+    seen: set[str] = set()
+    kept_here = 0
+    for index, path in enumerate(trace.paths):
+        result.paths += 1
+        failed = path_failures(trace, index, settings, count_tokens)
+        result.failures.update(failed)
+        if failed:
+            result.dropped[failed[0]] += 1
+            continue
+        text = path.completion()
+        if settings.drop_duplicates and text in seen:
+            result.dropped["duplicate"] += 1
+            result.failures["duplicate"] += 1
+            continue
+        seen.add(text)
+        cap = settings.max_paths_per_problem
+        if cap is not None and kept_here >= cap:
+            result.dropped["problem_cap"] += 1
+            result.failures["problem_cap"] += 1
+            continue
+        kept_here += 1
+        result.kept.append((trace, index))
+
+
 def filter_traces(
     traces: Iterable[Trace],
     settings: FilterSettings,
     count_tokens: Callable[[str], int] | None = None,
 ) -> FilterResult:
-    """Apply every enabled rule to every path of ``traces``.
-
-    Per-path rules come first; among the survivors of one problem, exact
-    duplicates of an earlier kept completion are dropped, then paths beyond
-    ``max_paths_per_problem`` (lowest path index first, so the choice is
-    reproducible and independent of sharding).
-    """
+    """:func:`filter_trace` over many problems."""
     result = FilterResult()
     for trace in traces:
-        result.problems += 1
-        seen: set[str] = set()
-        kept_here = 0
-        for index, path in enumerate(trace.paths):
-            result.paths += 1
-            failed = path_failures(trace, index, settings, count_tokens)
-            result.failures.update(failed)
-            if failed:
-                result.dropped[failed[0]] += 1
-                continue
-            text = path.completion()
-            if settings.drop_duplicates and text in seen:
-                result.dropped["duplicate"] += 1
-                result.failures["duplicate"] += 1
-                continue
-            seen.add(text)
-            cap = settings.max_paths_per_problem
-            if cap is not None and kept_here >= cap:
-                result.dropped["problem_cap"] += 1
-                result.failures["problem_cap"] += 1
-                continue
-            kept_here += 1
-            result.kept.append((trace, index))
+        filter_trace(result, trace, settings, count_tokens)
     return result

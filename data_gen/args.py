@@ -1,0 +1,127 @@
+"""Options of ``leapt generate`` beside the engine's ModelArguments/LeapArguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inference.args import DataArguments
+from leapt.config import ConfigError
+
+#: the paper's evaluation sets, by eval.benchmarks registry name
+DEFAULT_BENCHMARKS = ("aime24", "aime25", "aimo25")
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with 0 <= I < N (I is 0-based, like a Slurm array index)."""
+    index, sep, count = spec.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ConfigError(f"'shard' must be I/N with 0 <= I < N (e.g. 0/4), got {spec!r}")
+    return i, n
+
+
+@dataclass
+class GenerateArguments:
+    """Where problems come from, which traces to keep, and where the dataset goes."""
+
+    source: str = field(
+        default="synthetic",
+        metadata={
+            "help": "problems: a Hub dataset id, a local .json/.jsonl/.parquet file, "
+            "'synthetic' (seeded arithmetic) or 'builtin:easy'"
+        },
+    )
+    split: str = field(default="train", metadata={"help": "Hub dataset split of the source"})
+    subset: str | None = field(default=None, metadata={"help": "Hub dataset config name"})
+    columns: dict | None = field(
+        default=None,
+        metadata={"help": "column mapping onto problem/answer/options/id, e.g. problem=Question"},
+    )
+    limit: int | None = field(default=None, metadata={"help": "use only the first N problems"})
+    num_synthetic: int = field(default=8, metadata={"help": "problems made by 'synthetic'"})
+    shard: str = field(
+        default="0/1",
+        metadata={
+            "help": "I/N: harvest only shard I (0-based) of N; problems are assigned by a hash "
+            "of their id, so shards are stable when the source grows or is reordered"
+        },
+    )
+    filter_natural_end: bool = field(
+        default=True, metadata={"help": "drop paths cut by the budget or forced to answer"}
+    )
+    filter_summaries: bool = field(
+        default=True,
+        metadata={"help": "drop paths with a summary the model did not close within the cap"},
+    )
+    filter_summary_max_tokens: int | None = field(
+        default=None,
+        metadata={"help": "summary token cap of that filter (default: the engine's cap)"},
+    )
+    filter_peer_exchange: bool = field(
+        default=True, metadata={"help": "drop paths that never received a peer's summary"}
+    )
+    filter_correct: bool = field(
+        default=True, metadata={"help": "drop paths whose final answer the grader rejects"}
+    )
+    filter_duplicates: bool = field(
+        default=True, metadata={"help": "drop exact duplicates of a kept path of the same problem"}
+    )
+    max_paths_per_problem: int | None = field(
+        default=None, metadata={"help": "keep at most this many paths per problem (lowest first)"}
+    )
+    decontaminate: bool = field(
+        default=True,
+        metadata={"help": "drop problems sharing a word n-gram with the eval benchmarks"},
+    )
+    decontam_benchmarks: list[str] = field(
+        default_factory=lambda: list(DEFAULT_BENCHMARKS),
+        metadata={"help": "eval.benchmarks registry names or local json/jsonl/parquet files"},
+    )
+    decontam_ngram: int = field(default=8, metadata={"help": "n-gram length in words"})
+    output_dir: str = field(
+        default="outputs/generate",
+        metadata={"help": "dataset directory (raw traces go to OUTPUT_DIR/raw/shard-I-of-N/)"},
+    )
+    dataset_name: str = field(
+        default="leapt-sft", metadata={"help": "dataset name shown on the card"}
+    )
+    push_to_hub: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset repo to publish to (token from HF_TOKEN or a cached login)"},
+    )
+    private: bool = field(default=False, metadata={"help": "create the Hub repo as private"})
+
+    def __post_init__(self) -> None:
+        self.shard_index, self.shard_count = parse_shard(self.shard)
+        if self.decontam_ngram < 1:
+            raise ConfigError(f"'decontam_ngram' must be >= 1, got {self.decontam_ngram}")
+        if self.max_paths_per_problem is not None and self.max_paths_per_problem < 1:
+            raise ConfigError(
+                f"'max_paths_per_problem' must be >= 1, got {self.max_paths_per_problem}"
+            )
+        if self.filter_summary_max_tokens is not None and self.filter_summary_max_tokens < 1:
+            raise ConfigError(
+                f"'filter_summary_max_tokens' must be >= 1, got {self.filter_summary_max_tokens}"
+            )
+        if self.decontaminate and not self.decontam_benchmarks:
+            raise ConfigError("'decontaminate' is on but 'decontam_benchmarks' is empty")
+        self.data_arguments()
+
+    @property
+    def shard_name(self) -> str:
+        return f"shard-{self.shard_index}-of-{self.shard_count}"
+
+    def data_arguments(self, output_dir: str | None = None) -> DataArguments:
+        """The engine's view of the problem source (validated there: missing files fail here)."""
+        return DataArguments(
+            problems=self.source,
+            split=self.split,
+            subset=self.subset,
+            columns=self.columns,
+            limit=self.limit,
+            num_synthetic=self.num_synthetic,
+            output_dir=output_dir or self.output_dir,
+        )

@@ -1,0 +1,92 @@
+"""The dataset card (README.md) of a generated dataset.
+
+Everything in it comes from ``stats.json``, so a merged dataset's card is
+re-rendered from merged stats.  It lists only what reproduces the data
+(source, teacher, LeaP and sampling settings, filters, counts); backend
+endpoints and credential variable names are left out on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def _table(mapping: dict) -> str:
+    lines = ["| key | value |", "| --- | --- |"]
+    lines += [
+        f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |" for k, v in mapping.items()
+    ]
+    return "\n".join(lines)
+
+
+def render_card(stats: dict, name: str) -> str:
+    """Markdown with Hub front matter for a dataset described by ``stats``."""
+    counts = stats["counts"]
+    decon = stats["decontamination"]
+    dropped = "\n".join(f"| {rule} | {n} |" for rule, n in counts["dropped"].items())
+    decon_rows = "\n".join(
+        f"| {d['id']} | {d['benchmark']} | {d['benchmark_id']} | {d['ngram']} |"
+        for d in decon["dropped_problems"]
+    )
+    return f"""---
+pretty_name: {name}
+tags:
+- leap
+- reasoning
+- sft
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+---
+
+# {name}
+
+Supervised fine-tuning data for LeaP-T students: reasoning paths of a teacher
+model running **{stats["method"]}** (Learning from Peers: parallel paths that
+summarize every T tokens and read their peers' summaries), kept only when they
+show the protocol done well.  Made with `leapt generate`.
+
+- **Source problems:** `{stats["source"]}`
+- **Teacher:** `{stats["teacher"]}`
+- **Shards:** {", ".join(stats["shards"])}
+
+## LeaP and sampling settings
+
+{_table(stats["leap"])}
+
+## Filters
+
+{_table(stats["filters"])}
+
+## Counts
+
+{counts["problems"]} problems harvested, {counts["paths"]} paths, **{counts["kept"]} rows kept**
+from {counts["problems_with_kept_paths"]} problems.  Dropped paths by the first rule they failed:
+
+| rule | dropped |
+| --- | --- |
+{dropped}
+
+## Decontamination
+
+Enabled: {decon["enabled"]}; {decon["ngram"]}-gram overlap of normalized words against
+{", ".join(decon["benchmarks"]) or "no benchmarks"}; {decon["checked"]} problems checked,
+{decon["dropped"]} dropped.
+
+| problem | benchmark | benchmark problem | shared n-gram |
+| --- | --- | --- | --- |
+{decon_rows}
+
+## Columns
+
+- `messages`: prompt messages (system, user) and one assistant message with the whole
+  generated turn, peer blocks and engine cues included.
+- `segments`: the same text split by author (`prompt`, `model`, `peer`);
+  `segments[0]` is the rendered prompt and `"".join(segments[1:])` equals the assistant
+  message exactly.  Train only on `model` segments (the assistant's own tokens); do not
+  re-render `messages` through a chat template that strips reasoning from assistant turns.
+- `id`, `path_index`, `problem`, `answer` (gold), `final_answer` (teacher's), `finish`,
+  `generated_tokens`, `method`, `teacher`, `source`.
+"""

@@ -1,0 +1,112 @@
+"""Keep evaluation problems out of the training data.
+
+Historical AIME collections overlap the years we evaluate on, and reworded
+copies circulate, so an exact-match check is not enough: a training problem is
+dropped when it shares any word n-gram (default 8 words, after lower-casing
+and stripping punctuation and LaTeX markup) with any benchmark problem.  The
+report names the benchmark problem and the shared n-gram so a reviewer can
+judge each drop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.problems import Problem
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words: ``$s+\\frac{1}{2}$`` and ``s + 1/2`` compare alike."""
+    return _WORD_RE.findall(text.lower())
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of ``text``; a text shorter than ``n`` words is one n-gram of itself."""
+    words = normalize_words(text)
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@dataclass
+class Contamination:
+    """Why one training problem was dropped."""
+
+    id: str
+    benchmark: str
+    benchmark_id: str
+    ngram: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+class NgramIndex:
+    """All n-grams of the benchmark problems, each mapped to the first problem holding it."""
+
+    def __init__(self, n: int = 8):
+        if n < 1:
+            raise ValueError(f"n-gram length must be >= 1, got {n}")
+        self.n = n
+        self._owner: dict[tuple[str, ...], tuple[str, str]] = {}
+
+    def add(self, benchmark: str, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            for gram in ngrams(problem.problem, self.n):
+                self._owner.setdefault(gram, (benchmark, problem.id))
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def match(self, problem: Problem) -> Contamination | None:
+        """The first (in text order) n-gram ``problem`` shares with a benchmark, if any."""
+        words = normalize_words(problem.problem)
+        if len(words) < self.n:
+            candidates = [tuple(words)] if words else []
+        else:
+            candidates = [tuple(words[i : i + self.n]) for i in range(len(words) - self.n + 1)]
+        for gram in candidates:
+            owner = self._owner.get(gram)
+            if owner is not None:
+                return Contamination(problem.id, owner[0], owner[1], " ".join(gram))
+        return None
+
+
+def decontaminate(
+    problems: Sequence[Problem], index: NgramIndex
+) -> tuple[list[Problem], list[Contamination]]:
+    """Split ``problems`` into the clean ones (order kept) and the reasons for each drop."""
+    clean, dropped = [], []
+    for problem in problems:
+        hit = index.match(problem)
+        if hit is None:
+            clean.append(problem)
+        else:
+            dropped.append(hit)
+    return clean, dropped
+
+
+def load_benchmark_problems(source: str) -> list[Problem]:
+    """Problems of a benchmark named in the eval registry, or of a local json/jsonl/parquet file."""
+    from inference.problems import load_problems
+
+    from inference.args import DataArguments
+
+    if Path(source).suffix.lower() in (".json", ".jsonl", ".parquet"):
+        return load_problems(DataArguments(problems=source))
+    from eval.benchmarks import load_benchmark
+
+    return load_benchmark(source)
+
+
+def build_index(sources: Sequence[str], n: int) -> NgramIndex:
+    """An index over every benchmark in ``sources`` (registry names or local files)."""
+    index = NgramIndex(n)
+    for source in sources:
+        index.add(source, load_benchmark_problems(source))
+    return index

@@ -1,0 +1,235 @@
+"""``leapt generate``: run a teacher through LeaP, keep the good paths, write an SFT dataset.
+
+The teacher runs through exactly the engine and backends of ``leapt infer``
+(``inference.run.run_inference``), so training data shows the protocol the
+student will meet at inference.  Steps, each cheap to redo:
+
+1. load the source problems (a bad column mapping fails here, before any model loads);
+2. keep this shard's problems (hash of the problem id, so shards never depend on order);
+3. drop problems that overlap the eval benchmarks (n-gram decontamination);
+4. generate into ``OUTPUT_DIR/raw/shard-I-of-N/traces.jsonl``: append-only and
+   resumable, so a killed job rerun skips finished problems and duplicates none;
+5. filter every finished trace and rewrite the dataset directory from them.
+
+Step 5 always starts from the whole raw file, so the dataset after a rerun is
+the same as after an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inference.problems import Problem, load_problems
+
+from data_gen.args import GenerateArguments
+from data_gen.card import render_card
+from data_gen.decontaminate import build_index, decontaminate
+from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace
+from data_gen.output import atomic_write_text, write_dataset
+from data_gen.sft_format import to_row
+from inference.args import LeapArguments, ModelArguments
+from inference.protocol import Protocol, load_protocol
+from inference.trace import Trace, TraceFile
+from leapt.config import ConfigError, to_dict
+
+#: LeapArguments keys shown on the dataset card (everything that shapes the text)
+CARD_LEAP_KEYS = (
+    "method",
+    "n",
+    "T",
+    "top_k",
+    "router",
+    "summary_max_tokens",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "sampling_top_k",
+    "min_p",
+    "seed",
+    "task",
+)
+
+
+def shard_of(problem_id: str, count: int) -> int:
+    """Stable shard of a problem: a hash of its id, independent of position and process."""
+    digest = hashlib.sha256(problem_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def load_source(args: GenerateArguments) -> list[Problem]:
+    """All problems of the source, with ids checked unique (resume and shards key on them)."""
+    problems = load_problems(args.data_arguments())
+    seen: set[str] = set()
+    for problem in problems:
+        if problem.id in seen:
+            raise ConfigError(
+                f"problem id {problem.id!r} occurs twice in {args.source}; map 'id' to a unique "
+                "column (key 'columns') or leave it unmapped"
+            )
+        seen.add(problem.id)
+    return problems
+
+
+def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol: Protocol):
+    """FilterSettings from the config; the summary cap defaults to the engine's."""
+    return FilterSettings(
+        require_natural_end=args.filter_natural_end,
+        require_summaries_ok=args.filter_summaries,
+        require_peer_exchange=args.filter_peer_exchange,
+        require_correct=args.filter_correct,
+        drop_duplicates=args.filter_duplicates,
+        max_paths_per_problem=args.max_paths_per_problem,
+        summary_max_tokens=args.filter_summary_max_tokens or leap_args.summary_max_tokens,
+        tags=Tags(protocol.summary_open, protocol.summary_close),
+    )
+
+
+class PromptCheck:
+    """The prompt messages of a trace, checked against the prompt the engine rendered.
+
+    Training re-renders ``messages`` through the chat template and masks by
+    ``segments``; if the two disagreed the student would be trained on a prompt
+    the teacher never saw, so a mismatch is an error, not a warning.
+    """
+
+    def __init__(self, protocol: Protocol, tokenizer: Any, task: str):
+        self.protocol, self.tokenizer, self.task = protocol, tokenizer, task
+
+    def messages(self, trace: Trace, index: int) -> list[dict[str, str]]:
+        content = self.protocol.user_message(trace.problem, trace.options, self.task)
+        rendered = self.protocol.build_prompt(
+            self.tokenizer, trace.problem, trace.options, self.task
+        )
+        if trace.paths[index].segments[0].text != rendered:
+            raise RuntimeError(
+                f"problem {trace.id}: the trace's prompt segment differs from the prompt the "
+                "protocol renders now (was the protocol file or chat template changed?)"
+            )
+        return [{"role": "user", "content": content}]
+
+
+def token_counter(tokenizer: Any) -> Callable[[str], int]:
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def load_tokenizer(model_args: ModelArguments) -> Any:
+    """The teacher's tokenizer alone, for re-filtering when nothing is left to generate."""
+    from transformers import AutoTokenizer
+
+    from inference.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(
+        resolve_model(model_args), trust_remote_code=model_args.trust_remote_code
+    )
+
+
+def harvest(
+    args: GenerateArguments,
+    model_args: ModelArguments,
+    leap_args: LeapArguments,
+    *,
+    backend: Any = None,
+    progress: bool = True,
+) -> dict:
+    """Run the whole pipeline for one shard; returns the stats also written to stats.json."""
+    from inference.run import run_inference
+
+    from eval.grading import make_grader
+
+    protocol = load_protocol(leap_args.protocol)
+    problems = load_source(args)
+    mine = [p for p in problems if shard_of(p.id, args.shard_count) == args.shard_index]
+    decon_report: list[dict] = []
+    if args.decontaminate:
+        index = build_index(args.decontam_benchmarks, args.decontam_ngram)
+        mine, dropped = decontaminate(mine, index)
+        decon_report = [d.to_dict() for d in dropped]
+    wanted = {p.id for p in mine}
+
+    out = Path(args.output_dir)
+    raw_dir = out / "raw" / args.shard_name
+    traces_file = TraceFile(raw_dir / "traces.jsonl")
+    pending = wanted - traces_file.done_ids()
+    own_backend = backend is None and bool(pending)
+    if own_backend:
+        from inference.backends import load_backend
+
+        backend = load_backend(model_args)
+    try:
+        if pending:
+            run_inference(
+                model_args,
+                leap_args,
+                args.data_arguments(str(raw_dir)),
+                problems=mine,
+                backend=backend,
+                output_dir=raw_dir,
+                grade=make_grader(leap_args.task),
+                progress=progress,
+            )
+        tokenizer = backend.tokenizer if backend is not None else load_tokenizer(model_args)
+    finally:
+        if own_backend:
+            backend.close()
+
+    traces = [t for t in TraceFile(raw_dir / "traces.jsonl") if t.id in wanted]
+    result = filter_with_progress(
+        traces, filter_settings(args, leap_args, protocol), token_counter(tokenizer), progress
+    )
+    check = PromptCheck(protocol, tokenizer, leap_args.task)
+    rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
+    teacher = traces[0].model if traces else model_args.model
+    stats = {
+        "source": args.source,
+        "teacher": teacher,
+        "method": leap_args.method,
+        "shards": [args.shard],
+        "leap": {k: v for k, v in to_dict(leap_args).items() if k in CARD_LEAP_KEYS},
+        "filters": {
+            "natural_end": args.filter_natural_end,
+            "summaries_closed_under_cap": args.filter_summaries,
+            "summary_max_tokens": args.filter_summary_max_tokens or leap_args.summary_max_tokens,
+            "peer_exchange": args.filter_peer_exchange,
+            "correct": args.filter_correct,
+            "duplicates": args.filter_duplicates,
+            "max_paths_per_problem": args.max_paths_per_problem,
+        },
+        "decontamination": {
+            "enabled": args.decontaminate,
+            "ngram": args.decontam_ngram,
+            "benchmarks": list(args.decontam_benchmarks) if args.decontaminate else [],
+            "checked": len(wanted) + len(decon_report),
+            "dropped": len(decon_report),
+            "dropped_problems": decon_report,
+        },
+        "counts": result.stats(),
+    }
+    dataset_dir = out if args.shard_count == 1 else out / args.shard_name
+    write_dataset(dataset_dir, rows, stats)
+    atomic_write_text(dataset_dir / "README.md", render_card(stats, args.dataset_name))
+    if args.push_to_hub:
+        from data_gen.hub import push_dataset
+
+        push_dataset(dataset_dir, args.push_to_hub, private=args.private)
+    return stats
+
+
+def filter_with_progress(
+    traces: list[Trace],
+    settings: FilterSettings,
+    count_tokens: Callable[[str], int],
+    progress: bool,
+) -> FilterResult:
+    """Filter ``traces`` behind a progress bar showing running kept/dropped path counts."""
+    from tqdm.auto import tqdm
+
+    result = FilterResult()
+    bar = tqdm(traces, desc="filtering", unit="problem", disable=not progress)
+    for trace in bar:
+        filter_trace(result, trace, settings, count_tokens)
+        bar.set_postfix(kept=len(result.kept), dropped=sum(result.dropped.values()))
+    bar.close()
+    return result

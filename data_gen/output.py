@@ -1,0 +1,159 @@
+"""The on-disk dataset: parquet shards ``datasets.load_dataset`` reads, plus ``stats.json``.
+
+Layout of one dataset directory::
+
+    data/train-00000-of-00001.parquet   rows (schema: data_gen.sft_format.COLUMNS)
+    stats.json                          counts per filter reason, decontamination report
+    README.md                           dataset card (data_gen.card)
+
+Everything here is *derived* from the raw traces, so it is rewritten whole
+(atomically: temporary file, then rename) whenever a run or a merge finishes;
+the raw traces themselves are append-only and never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from leapt.config import ConfigError
+
+DATA_FILE = "data/train-00000-of-00001.parquet"
+STATS_FILE = "stats.json"
+
+
+def features():
+    """Explicit column types, so an empty dataset (nothing kept) still has a schema."""
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    return Features(
+        {
+            "id": text,
+            "path_index": Value("int64"),
+            "problem": text,
+            "answer": text,
+            "final_answer": text,
+            "messages": List({"role": text, "content": text}),
+            "segments": List({"kind": text, "text": text}),
+            "finish": text,
+            "generated_tokens": Value("int64"),
+            "method": text,
+            "teacher": text,
+            "source": text,
+        }
+    )
+
+
+def sort_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in a canonical order (problem id, then path) so output never depends on timing."""
+    return sorted(rows, key=lambda r: (r["id"], r["path_index"]))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_dataset(out_dir: str | Path, rows: Sequence[dict[str, Any]], stats: dict) -> Path:
+    """Write ``rows`` as parquet and ``stats`` as JSON into ``out_dir``."""
+    from datasets import Dataset
+
+    out = Path(out_dir)
+    target = out / DATA_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    Dataset.from_list(sort_rows(rows), features=features()).to_parquet(str(tmp))
+    os.replace(tmp, target)
+    atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
+def read_dataset_dir(path: str | Path) -> tuple[list[dict[str, Any]], dict]:
+    """Rows and stats of a dataset directory written by :func:`write_dataset`."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    files = sorted((path / "data").glob("*.parquet"))
+    if not files or not (path / STATS_FILE).is_file():
+        raise ConfigError(f"{path} is not a generated dataset (no data/*.parquet or {STATS_FILE})")
+    rows: list[dict[str, Any]] = []
+    for file in files:
+        rows.extend(pq.read_table(file).to_pylist())
+    stats = json.loads((path / STATS_FILE).read_text(encoding="utf-8"))
+    return rows, stats
+
+
+def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:
+    """Dataset directories from ``dirs``; a folder of ``shard-*`` datasets counts as all of them."""
+    out: list[Path] = []
+    for d in map(Path, dirs):
+        if (d / STATS_FILE).is_file():
+            out.append(d)
+            continue
+        shards = sorted(p for p in d.glob("shard-*-of-*") if (p / STATS_FILE).is_file())
+        if not shards:
+            raise ConfigError(f"{d} holds no generated dataset (no {STATS_FILE}, no shard-* dirs)")
+        out.extend(shards)
+    return out
+
+
+def _add_counts(a: dict, b: dict) -> dict:
+    """Key-wise sum of two count trees (nested dicts of ints)."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = (
+            _add_counts(a.get(key, {}), value)
+            if isinstance(value, dict)
+            else (a.get(key, 0) + value)
+        )
+    return out
+
+
+def merge_stats(all_stats: Sequence[dict], kept_rows: int, repeats: int) -> dict:
+    """Stats of a merged dataset: filter counts added, decontamination reports joined.
+
+    Shards hold disjoint problems, so their counts add up to an unsharded run's;
+    ``kept`` is set to the merged row count in case the same shard was given twice.
+    """
+    merged = {k: v for k, v in all_stats[0].items() if k not in ("counts", "decontamination")}
+    merged["shards"] = sorted({s for stats in all_stats for s in stats.get("shards", [])})
+    counts: dict = {}
+    dropped_problems: dict[str, dict] = {}
+    checked = 0
+    for stats in all_stats:
+        counts = _add_counts(counts, stats["counts"])
+        decon = stats["decontamination"]
+        checked += decon["checked"]
+        for item in decon["dropped_problems"]:
+            dropped_problems.setdefault(item["id"], item)
+    counts["kept"] = kept_rows
+    merged["counts"] = counts
+    merged["decontamination"] = {
+        **all_stats[0]["decontamination"],
+        "checked": checked,
+        "dropped": len(dropped_problems),
+        "dropped_problems": sorted(dropped_problems.values(), key=lambda d: d["id"]),
+    }
+    merged["merge"] = {"inputs": len(all_stats), "repeated_rows_removed": repeats}
+    return merged
+
+
+def merge_rows(all_rows: Iterable[Sequence[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+    """Union of row lists keyed by (problem id, path index); also returns how many repeats fell."""
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    repeats = 0
+    for rows in all_rows:
+        for row in rows:
+            key = (row["id"], row["path_index"])
+            if key in by_key:
+                repeats += 1
+                continue
+            by_key[key] = row
+    return sort_rows(by_key.values()), repeats
