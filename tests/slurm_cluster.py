@@ -1,0 +1,295 @@
+"""A real single-node Slurm cluster for tests, started by hand without systemd.
+
+Why this exists: the sbatch scripts in ``slurm/`` are only worth shipping if a
+real ``sbatch`` runs them.  The fixture starts a private ``munged`` (own key and
+socket, so it never touches a system munge), ``slurmctld`` and ``slurmd`` from
+the Debian packages (installed by ``.ci/setup-slurm.sh``), all configured by a
+private ``slurm.conf`` on free ports.  No cgroups are needed: process tracking
+is ``proctrack/linuxproc`` and task binding is ``task/none``.  There is no
+accounting database, so job states come from ``scontrol`` (finished jobs stay
+listed for ``MinJobAge`` seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+DAEMONS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "sinfo", "scontrol", "scancel")
+#: job states after which a job will not change any more
+FINAL_STATES = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+}
+
+
+class SlurmError(RuntimeError):
+    """The test cluster did not start or a Slurm command failed; carries the daemon logs."""
+
+
+@dataclass
+class SlurmCluster:
+    """Handle on the running test cluster: environment plus job helpers."""
+
+    root: Path
+    env: dict[str, str]
+    node: str
+    cpus: int
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+
+    def run(self, *args: str, cwd: str | Path | None = None) -> str:
+        """Run a Slurm client command against this cluster and return its stdout."""
+        proc = subprocess.run(
+            list(args), env=self.env, cwd=cwd, capture_output=True, text=True, timeout=60
+        )
+        if proc.returncode != 0:
+            raise SlurmError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc.stdout
+
+    def sbatch(
+        self,
+        script: str | Path,
+        *script_args: str,
+        options: tuple[str, ...] = (),
+        cwd: str | Path,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Submit ``script`` with sbatch ``options`` before it; return the job id.
+
+        ``env`` adds variables to the job's environment (sbatch exports the
+        submitting environment to the job by default, as on a real cluster).
+        """
+        command = ["sbatch", "--parsable", *options, str(script), *script_args]
+        proc = subprocess.run(
+            command,
+            env={**self.env, **(env or {})},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if proc.returncode != 0:
+            raise SlurmError(f"sbatch failed ({proc.returncode}): {proc.stderr.strip()}")
+        job_id = proc.stdout.strip().split(";")[0]
+        self.submitted.append(job_id)
+        return job_id
+
+    def states(self, job_id: str) -> dict[str, dict[str, str]]:
+        """Fields of every record of a job (one per array task), keyed by its JobId."""
+        text = self.run("scontrol", "-o", "show", "job", job_id)
+        records = {}
+        for line in text.splitlines():
+            fields = dict(re.findall(r"(\S+?)=(\S*)", line))
+            if "JobId" in fields:
+                key = fields["JobId"]
+                if fields.get("ArrayTaskId"):
+                    key = f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
+                records[key] = fields
+        return records
+
+    def wait(self, job_id: str, timeout: float = 180.0) -> dict[str, dict[str, str]]:
+        """Block until every record of the job reached a final state; return the records.
+
+        A pending array shows one record for its not-yet-started tasks (e.g.
+        ``ArrayTaskId=1-3``); it is not final, so waiting continues until each
+        task has its own finished record.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.states(job_id)
+            if records and all(r["JobState"] in FINAL_STATES for r in records.values()):
+                return records
+            if time.monotonic() > deadline:
+                summary = {k: r["JobState"] for k, r in records.items()}
+                raise SlurmError(f"job {job_id} not finished after {timeout:.0f} s: {summary}")
+            time.sleep(1.0)
+
+    def logs(self) -> str:
+        """The daemon logs, for failure messages."""
+        parts = []
+        for name in ("munged.log", "slurmctld.log", "slurmd.log"):
+            path = self.root / name
+            if path.exists():
+                parts.append(
+                    f"--- {name} (tail) ---\n" + "\n".join(path.read_text().splitlines()[-30:])
+                )
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """Cancel our jobs, then stop the daemons we started (newest first)."""
+        if self.submitted:
+            subprocess.run(["scancel", *self.submitted], env=self.env, capture_output=True)
+        for proc in reversed(self.processes):
+            proc.terminate()
+        for proc in reversed(self.processes):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _which(name: str) -> str | None:
+    """Find a program on PATH or in the sbin dirs, where Debian puts the daemons."""
+    return shutil.which(
+        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _memory_mib() -> int:
+    """Memory slurmd will find, less a margin (a node claiming more is drained)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024 * 9 // 10
+    raise SlurmError("cannot read MemTotal from /proc/meminfo")
+
+
+def write_config(root: Path, node: str, cpus: int) -> Path:
+    """Write the private slurm.conf of a one-node cluster living under ``root``."""
+    (root / "state").mkdir()
+    (root / "spool").mkdir()
+    conf = root / "slurm.conf"
+    conf.write_text(
+        f"""\
+ClusterName=leapt-test
+SlurmctldHost={node}(127.0.0.1)
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/munge.socket
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+ReturnToService=2
+MinJobAge=3600
+NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mib()} State=UNKNOWN
+PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+    )
+    return conf
+
+
+def _start(cluster: SlurmCluster, *command: str) -> None:
+    log = open(cluster.root / f"{Path(command[0]).name}.out", "w")  # noqa: SIM115 (lives with the daemon)
+    proc = subprocess.Popen(
+        [_which(command[0]) or command[0], *command[1:]],
+        env=cluster.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    cluster.processes.append(proc)
+
+
+def _wait_for(cluster: SlurmCluster, what: str, check, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in cluster.processes:
+            if proc.poll() is not None:
+                raise SlurmError(f"{proc.args[0]} exited ({proc.returncode})\n{cluster.logs()}")
+        if check():
+            return
+        time.sleep(0.5)
+    raise SlurmError(f"timed out waiting for {what}\n{cluster.logs()}")
+
+
+def start_cluster(root: Path) -> SlurmCluster:
+    """Start munged, slurmctld and slurmd under ``root``; return once the node is idle."""
+    node = socket.gethostname().split(".")[0]
+    cpus = os.cpu_count() or 1
+    conf = write_config(root, node, cpus)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
+    env["SLURM_CONF"] = str(conf)
+    cluster = SlurmCluster(root=root, env=env, node=node, cpus=cpus)
+    try:
+        key = root / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o600)
+        socket_path = root / "munge.socket"
+        _start(
+            cluster,
+            "munged",
+            "--foreground",
+            f"--socket={socket_path}",
+            f"--key-file={key}",
+            f"--pid-file={root}/munged.pid",
+            f"--seed-file={root}/munged.seed",
+            f"--log-file={root}/munged.log",
+        )
+        _wait_for(cluster, "munged", socket_path.exists)
+        _start(cluster, "slurmctld", "-D", "-i")
+        _start(cluster, "slurmd", "-D", "-N", node)
+
+        def node_idle() -> bool:
+            proc = subprocess.run(
+                ["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True
+            )
+            return proc.returncode == 0 and proc.stdout.strip() == "idle"
+
+        _wait_for(cluster, "the node to become idle in sinfo", node_idle)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A running one-node Slurm cluster; skipped when Slurm is not installed."""
+    missing = [name for name in DAEMONS if _which(name) is None]
+    if missing:
+        pytest.skip(
+            f"Slurm/munge not installed (missing {', '.join(missing)}); run .ci/setup-slurm.sh"
+        )
+    if os.geteuid() != 0:
+        pytest.skip("the test Slurm cluster runs slurmd, which must start jobs as root")
+    # munged insists that every directory above its socket is world-searchable,
+    # which pytest's private tmp dirs are not; a fresh /tmp dir with 0755 is.
+    root = Path(tempfile.mkdtemp(prefix="leapt-slurm-"))
+    root.chmod(0o755)
+    cluster = start_cluster(root)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""The shipped sbatch scripts, submitted to a real one-node Slurm cluster.
+
+The scripts are used exactly as a user would: `sbatch [options] slurm/X.sbatch
+CONFIG --key value`, with only the GPU/CPU headers overridden on the sbatch
+command line because the test node has no GPU and few CPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
+
+SLURM_DIR = REPO_ROOT / "slurm"
+#: what a CPU-only test node can grant in place of the scripts' GPU defaults
+CPU_NODE = ("--gpus-per-node=0", "--cpus-per-task=1")
+JOB_TIMEOUT = 240.0
+
+pytestmark = pytest.mark.slow
+
+
+def job_env() -> dict[str, str]:
+    """Environment for the jobs: our venv via LEAPT_VENV, nothing from the network."""
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "activate").is_file():
+        pytest.skip(f"tests must run inside a virtual environment (sys.prefix={venv})")
+    return {
+        "LEAPT_VENV": str(venv),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def read_ids(traces: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in traces.read_text().splitlines() if line.strip()]
+
+
+def job_log(workdir: Path, pattern: str) -> str:
+    logs = sorted((workdir / "logs").glob(pattern))
+    assert logs, f"no log matching logs/{pattern}; got {list((workdir / 'logs').iterdir())}"
+    return "\n".join(p.read_text() for p in logs)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The submit directory: configs and outputs are relative to it, logs/ exists as the README asks."""
+    (tmp_path / "logs").mkdir()
+    return tmp_path
+
+
+def infer_config(workdir: Path, model_dir: Path, output_dir: str) -> Path:
+    config = workdir / "infer.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": str(model_dir),
+                "backend": "hf",
+                "method": "leap",
+                "problems": "synthetic",
+                "num_synthetic": 2,
+                "n": 2,
+                "top_k": 1,
+                "T": 8,
+                "summary_max_tokens": 8,
+                "max_tokens": 24,
+                "forced_answer_tokens": 4,
+                "output_dir": output_dir,
+            }
+        )
+    )
+    return config
+
+
+def test_infer_sbatch_runs_leapt_infer_with_overrides(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tiny_model_dir: Path,
+    workdir: Path,
+) -> None:
+    config = infer_config(workdir, tiny_model_dir, output_dir="outputs/from-config")
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "infer.sbatch",
+        config.name,
+        "--output_dir",
+        "outputs/from-override",
+        options=CPU_NODE,
+        cwd=workdir,
+        env=job_env(),
+    )
+    records = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)
+    log = job_log(workdir, f"leapt-infer-{job}.out")
+    state = records[job]
+    assert state["JobState"] == "COMPLETED", f"{state['JobState']} {state['ExitCode']}\n{log}"
+
+    # the override on the script's command line beat the config's output_dir
+    assert not (workdir / "outputs" / "from-config").exists()
+    out = workdir / "outputs" / "from-override"
+    ids = read_ids(out / "traces.jsonl")
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert (out / "summary.json").is_file()
+    for line in (out / "traces.jsonl").read_text().splitlines():
+        assert len(json.loads(line)["paths"]) == 2
+
+
+def test_failed_stage_fails_the_job_with_the_error_in_its_log(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    workdir: Path,
+) -> None:
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "infer.sbatch",
+        "missing.yaml",
+        options=CPU_NODE,
+        cwd=workdir,
+        env=job_env(),
+    )
+    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[job]
+    log = job_log(workdir, f"leapt-infer-{job}.out")
+    assert state["JobState"] == "FAILED"
+    assert state["ExitCode"] == "2:0", log
+    assert "missing.yaml" in log
