@@ -1,0 +1,340 @@
+"""Turn traces into ``results.json``, ``results.md`` and PNG plots.
+
+Everything here is a function of the traces alone (no clock, no absolute
+paths, no model), so ``leapt report`` rebuilds ``results.json`` byte for byte
+from the traces ``leapt eval`` wrote.  The expected layout is the one
+``leapt eval`` produces, ``<run>/<benchmark>/<method>/traces.jsonl``; a bare
+``leapt infer`` directory (``<run>/traces.jsonl``) also works and is reported
+under the run directory's name as benchmark and the traces' method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.grading import grade_trace, task_of
+from eval.metrics import compute_matched, method_metrics, vote_curve
+from inference.trace import Trace, read_traces
+
+#: display order of known methods (others follow alphabetically)
+METHOD_ORDER = ("independent", "leap", "leap_t", "leap_s", "moa")
+BASELINE = "independent"
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+ACCURACY_PNG = "accuracy.png"
+TOKENS_PNG = "accuracy_vs_tokens.png"
+
+
+@dataclass
+class Run:
+    """All traces of one method on one benchmark."""
+
+    benchmark: str
+    method: str
+    traces: list[Trace]
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    base = method.split(" ")[0]
+    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    return (rank, method)
+
+
+def discover_runs(dirs: Sequence[str | Path]) -> list[Run]:
+    """Find every ``traces.jsonl`` under ``dirs`` and group traces by (benchmark, method).
+
+    Traces of the same benchmark and method from several directories are
+    merged when their problem ids are disjoint (e.g. shards of one run); when
+    they overlap (e.g. two seeds) each directory stays a separate row, labelled
+    ``method (dirname)``.
+    """
+    found: dict[tuple[str, str], list[tuple[str, list[Trace]]]] = {}
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"run directory {root} does not exist")
+        for path in sorted(root.rglob("traces.jsonl")):
+            traces = read_traces(path)
+            if not traces:
+                continue
+            rel = path.relative_to(root).parts
+            if len(rel) >= 3:
+                benchmark, method = rel[-3], rel[-2]
+            else:
+                benchmark = (path.parent if len(rel) == 2 else root).resolve().name
+                method = traces[0].method
+            found.setdefault((benchmark, method), []).append((root.resolve().name, traces))
+    runs = []
+    for (benchmark, method), parts in sorted(found.items()):
+        ids = [t.id for _, traces in parts for t in traces]
+        if len(ids) == len(set(ids)):
+            runs.append(Run(benchmark, method, [t for _, traces in parts for t in traces]))
+        else:
+            runs += [Run(benchmark, f"{method} ({name})", traces) for name, traces in parts]
+    return runs
+
+
+def _seed(traces: Sequence[Trace]) -> int:
+    seed = (traces[0].config or {}).get("seed", 0) if traces else 0
+    return seed if isinstance(seed, int) else 0
+
+
+def _curve_sizes(n: int) -> list[int]:
+    sizes, m = [], 1
+    while m < n:
+        sizes.append(m)
+        m *= 2
+    return sizes + [n] if n else []
+
+
+def build_results(runs: Iterable[Run]) -> dict:
+    """The ``results.json`` document: metrics per benchmark and method, plus comparisons."""
+    benchmarks: dict[str, dict] = {}
+    for run in runs:
+        traces = [grade_trace(t) for t in run.traces]
+        task = task_of(traces[0])
+        metrics = method_metrics(traces, task, seed=_seed(traces))
+        first = traces[0]
+        metrics["task"] = task
+        metrics["model"] = first.model
+        metrics["config"] = first.config
+        if run.method.split(" ")[0] == BASELINE:
+            metrics["vote_curve"] = vote_curve(traces, task, _curve_sizes(metrics["n"]))
+        entry = benchmarks.setdefault(run.benchmark, {"methods": {}, "traces": {}})
+        entry["methods"][run.method] = metrics
+        entry["traces"][run.method] = traces
+    for entry in benchmarks.values():
+        traces_by_method = entry.pop("traces")
+        baseline = traces_by_method.get(BASELINE)
+        matched = {}
+        if baseline:
+            task = task_of(baseline[0])
+            for method, traces in traces_by_method.items():
+                if method != BASELINE:
+                    matched[method] = compute_matched(baseline, traces, task, _seed(baseline))
+        entry["compute_matched"] = matched
+    return {
+        "schema": 1,
+        "metrics_definitions": "see eval/metrics.py",
+        "benchmarks": benchmarks,
+    }
+
+
+def dumps_results(results: dict) -> str:
+    """Canonical JSON text (sorted keys, fixed indentation, trailing newline)."""
+    return json.dumps(results, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _ci(pair: Sequence[float | None]) -> str:
+    if not pair or pair[0] is None:
+        return ""
+    return f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+
+
+def _tokens(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def render_markdown(results: dict) -> str:
+    """A paper-style table: rows are methods, columns are benchmarks."""
+    benchmarks = sorted(results["benchmarks"])
+    methods = sorted(
+        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=_method_key
+    )
+
+    def cell(bench: str, method: str, fmt) -> str:
+        m = results["benchmarks"][bench]["methods"].get(method)
+        return "-" if m is None else fmt(m)
+
+    lines = ["# Evaluation results", ""]
+    models = sorted(
+        {m["model"] for b in benchmarks for m in results["benchmarks"][b]["methods"].values()}
+    )
+    lines += [f"Model: {', '.join(f'`{m}`' for m in models) or '-'}", ""]
+    header = "| method | " + " | ".join(benchmarks) + " |"
+    rule = "|---|" + "---|" * len(benchmarks)
+
+    lines += ["## Pass@1 / Cons@N (%)", "", header, rule]
+    for method in methods:
+        row = [
+            cell(b, method, lambda m: f"{_pct(m['pass@1'])} / {_pct(m['cons@n'])} (N={m['n']})")
+            for b in benchmarks
+        ]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+
+    lines += ["", "## 95% bootstrap intervals over problems: Pass@1 ; Cons@N", "", header, rule]
+    for method in methods:
+        row = [
+            cell(b, method, lambda m: f"{_ci(m['pass@1_ci'])} ;{_ci(m['cons@n_ci'])}".strip())
+            for b in benchmarks
+        ]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+
+    lines += [
+        "",
+        "## Generated tokens per path (without summaries) and per problem",
+        "",
+        header,
+        rule,
+    ]
+    for method in methods:
+        row = [
+            cell(
+                b,
+                method,
+                lambda m: (
+                    f"{_tokens(m['tokens_per_path'])} "
+                    f"({_tokens(m['tokens_per_path_without_summaries'])}) / "
+                    f"{_tokens(m['tokens_per_problem'])}"
+                ),
+            )
+            for b in benchmarks
+        ]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+
+    lines += ["", "## Other views", "", header, rule]
+    for method in methods:
+        row = [
+            cell(
+                b,
+                method,
+                lambda m: (
+                    f"shortest-maj {_pct(m['shortest_majority'])}; "
+                    f"ties {m['cons@n_ties']}/{m['graded_problems']}; "
+                    + ", ".join(
+                        f"pass@{k} {_pct(v)}"
+                        for k, v in sorted(m["pass@k"].items(), key=lambda kv: int(kv[0]))
+                    )
+                ),
+            )
+            for b in benchmarks
+        ]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+
+    matched_rows = [
+        (b, method, c)
+        for b in benchmarks
+        for method, c in sorted(results["benchmarks"][b]["compute_matched"].items())
+    ]
+    if matched_rows:
+        lines += [
+            "",
+            "## Compute-matched: independent majority vote within each method's generated tokens",
+            "",
+            "| benchmark | method | method Cons@N | independent at equal tokens | "
+            "paths used | tokens/problem | budget > all samples |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for b, method, c in matched_rows:
+            own = results["benchmarks"][b]["methods"][method]["cons@n"]
+            lines.append(
+                f"| {b} | {method} | {_pct(own)} | {_pct(c['accuracy'])}{_ci(c['accuracy_ci'])} | "
+                f"{c['mean_paths_used']} | {_tokens(c['budget_tokens_per_problem'])} | "
+                f"{c['budget_exceeds_samples']}/{c['problems']} |"
+            )
+    lines += [
+        "",
+        "Pass@1: mean correctness of the N paths, averaged over problems. Cons@N: majority "
+        "vote over extracted answers (ties -> earliest answer; tie count shown). Tokens count "
+        "everything the model generated, summaries included (in parentheses: without "
+        "summaries). Definitions: eval/metrics.py.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_plots(results: dict, out_dir: Path) -> list[Path]:
+    """``accuracy.png`` (bars with CI error bars) and ``accuracy_vs_tokens.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benchmarks = sorted(results["benchmarks"])
+    methods = sorted(
+        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=_method_key
+    )
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    written = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 3 * len(benchmarks) + 4), 4), squeeze=False)
+    width = 0.8 / max(1, len(methods))
+    for ax, (key, title) in zip(axes[0], (("pass@1", "Pass@1"), ("cons@n", "Cons@N")), strict=True):
+        for i, method in enumerate(methods):
+            xs, ys, errs = [], [], [[], []]
+            for j, bench in enumerate(benchmarks):
+                m = results["benchmarks"][bench]["methods"].get(method)
+                if m is None or m[key] is None:
+                    continue
+                low, high = m[f"{key}_ci"]
+                xs.append(j + (i - (len(methods) - 1) / 2) * width)
+                ys.append(100 * m[key])
+                errs[0].append(100 * max(0.0, m[key] - (low if low is not None else m[key])))
+                errs[1].append(100 * max(0.0, (high if high is not None else m[key]) - m[key]))
+            ax.bar(xs, ys, width=width, yerr=errs, capsize=3, label=method, color=colors[method])
+        ax.set_xticks(range(len(benchmarks)), benchmarks)
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{title} with 95% bootstrap CI")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    path = out_dir / ACCURACY_PNG
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+    fig, axes = plt.subplots(
+        1, len(benchmarks), figsize=(4.5 * max(1, len(benchmarks)), 4), squeeze=False
+    )
+    for ax, bench in zip(axes[0], benchmarks, strict=False):
+        for method in methods:
+            m = results["benchmarks"][bench]["methods"].get(method)
+            if m is None:
+                continue
+            curve = m.get("vote_curve")
+            if curve:
+                xs = [p["tokens_per_problem"] for p in curve]
+                ys = [100 * p["accuracy"] if p["accuracy"] is not None else math.nan for p in curve]
+                ax.plot(xs, ys, marker="o", color=colors[method], label=f"{method} (first m paths)")
+            elif m["tokens_per_problem"] is not None and m["cons@n"] is not None:
+                ax.scatter(
+                    [m["tokens_per_problem"]],
+                    [100 * m["cons@n"]],
+                    marker="s",
+                    color=colors[method],
+                    label=method,
+                )
+        ax.set_xlabel("generated tokens per problem")
+        ax.set_ylabel("majority-vote accuracy (%)")
+        ax.set_title(bench)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = out_dir / TOKENS_PNG
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def write_report(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
+    """Rebuild results.json, results.md and the plots in ``out_dir`` from the traces in ``dirs``."""
+    runs = discover_runs(dirs)
+    if not runs:
+        raise FileNotFoundError(
+            f"no traces.jsonl with traces under {', '.join(str(d) for d in dirs)}"
+        )
+    results = build_results(runs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS_JSON).write_text(dumps_results(results), encoding="utf-8")
+    (out / RESULTS_MD).write_text(render_markdown(results), encoding="utf-8")
+    render_plots(results, out)
+    return results
