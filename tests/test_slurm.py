@@ -124,3 +124,89 @@ def test_failed_stage_fails_the_job_with_the_error_in_its_log(
     assert state["JobState"] == "FAILED"
     assert state["ExitCode"] == "2:0", log
     assert "missing.yaml" in log
+
+
+def generate_config(workdir: Path, model_dir: Path) -> Path:
+    """A tiny harvest of 4 synthetic problems with every quality filter off."""
+    config = workdir / "generate.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": "synthetic",
+                "num_synthetic": 4,
+                "model": str(model_dir),
+                "backend": "hf",
+                "method": "leap",
+                "n": 2,
+                "top_k": 1,
+                "T": 8,
+                "summary_max_tokens": 8,
+                "max_tokens": 24,
+                "forced_answer_tokens": 4,
+                "filter_correct": False,
+                "filter_summaries": False,
+                "filter_peer_exchange": False,
+                "filter_natural_end": False,
+                "decontaminate": False,
+                "output_dir": "outputs/generate",
+            }
+        )
+    )
+    return config
+
+
+def test_generate_sbatch_array_splits_problems_into_disjoint_shards(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tiny_model_dir: Path,
+    workdir: Path,
+) -> None:
+    config = generate_config(workdir, tiny_model_dir)
+    script = SLURM_DIR / "generate.sbatch"
+    job = slurm_cluster.sbatch(
+        script, config.name, options=(*CPU_NODE, "--array=0-1"), cwd=workdir, env=job_env()
+    )
+    records = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)
+    log = job_log(workdir, f"leapt-generate-{job}_*.out")
+    assert {k: r["JobState"] for k, r in records.items()} == {
+        f"{job}_0": "COMPLETED",
+        f"{job}_1": "COMPLETED",
+    }, log
+    assert "--shard 0/2" in log and "--shard 1/2" in log
+
+    out = workdir / "outputs" / "generate"
+    shard_ids = [read_ids(out / "raw" / f"shard-{i}-of-2" / "traces.jsonl") for i in range(2)]
+    assert not set(shard_ids[0]) & set(shard_ids[1])
+    assert len(shard_ids[0]) + len(shard_ids[1]) == 4
+    assert all((out / f"shard-{i}-of-2" / "stats.json").is_file() for i in range(2))
+
+    # rerunning one shard of the 2-shard array (as after a time-out) keeps its
+    # shard number, resumes, and duplicates nothing
+    rerun = slurm_cluster.sbatch(
+        script,
+        config.name,
+        options=(*CPU_NODE, "--array=1"),
+        cwd=workdir,
+        env={**job_env(), "LEAPT_NUM_SHARDS": "2"},
+    )
+    state = slurm_cluster.wait(rerun, timeout=JOB_TIMEOUT)[f"{rerun}_1"]
+    rerun_log = job_log(workdir, f"leapt-generate-{rerun}_1.out")
+    assert state["JobState"] == "COMPLETED", rerun_log
+    assert "--shard 1/2" in rerun_log
+    assert read_ids(out / "raw" / "shard-1-of-2" / "traces.jsonl") == shard_ids[1]
+
+
+def test_generate_sbatch_refuses_array_indices_that_are_not_shards(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    workdir: Path,
+) -> None:
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "generate.sbatch",
+        "generate.yaml",
+        options=(*CPU_NODE, "--array=2"),
+        cwd=workdir,
+        env=job_env(),
+    )
+    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[f"{job}_2"]
+    log = job_log(workdir, f"leapt-generate-{job}_2.out")
+    assert (state["JobState"], state["ExitCode"]) == ("FAILED", "2:0"), log
+    assert "not a shard" in log
