@@ -1,0 +1,172 @@
+"""The benchmarks of the LeaP paper: where each lives on the Hub and how its columns map.
+
+Every entry can be replaced by a local json/jsonl/parquet file (``local=``,
+``leapt eval --local_files name=PATH``), read by the same
+``inference.problems.load_problems`` as ``leapt infer``; a local file uses the
+canonical columns ``problem``, ``answer`` and optionally ``id`` and ``options``.
+
+Multiple choice (GPQA Diamond): options are shuffled deterministically per
+problem and seed (:func:`eval.grading.shuffle_options`), and the problem's
+``answer`` becomes the gold *letter*.  Where the correct option is found:
+a letter ``answer`` with options already in place is kept as is; an
+``answer`` equal to one of the options marks that option; otherwise the first
+option is the correct one (GPQA's "Correct Answer" column comes first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from eval.grading import choice_letter, shuffle_options
+from inference.args import DataArguments
+from inference.problems import Problem, load_problems
+from leapt.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One registry entry: Hub location, column mapping, answer format, paper defaults."""
+
+    name: str
+    task: str
+    hub_id: str | None
+    split: str = "train"
+    subset: str | None = None
+    #: Hub column names mapped onto problem/answer/id (as for ``leapt infer --columns``)
+    columns: dict[str, str] = field(default_factory=dict)
+    #: choice benchmarks stored one option per column: the correct one first
+    option_columns: tuple[str, ...] = ()
+    #: paths per problem in the paper
+    n: int = 32
+    size: int | None = None
+    note: str = ""
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark(
+            "aime24",
+            "math",
+            "HuggingFaceH4/aime_2024",
+            columns={"problem": "problem", "answer": "answer", "id": "id"},
+            size=30,
+            note="AIME 2024 I+II",
+        ),
+        Benchmark(
+            "aime25",
+            "math",
+            "yentinglin/aime_2025",
+            columns={"problem": "problem", "answer": "answer", "id": "id"},
+            size=30,
+            note="AIME 2025 I+II",
+        ),
+        Benchmark(
+            "aimo25",
+            "math",
+            None,
+            size=10,
+            note="the 10 public reference problems of the AIMO Progress Prize 2 (Kaggle); no "
+            "canonical Hub copy exists, so pass a local file with problem/answer[/id] columns",
+        ),
+        Benchmark(
+            "gpqa_diamond",
+            "choice",
+            "Idavidrein/gpqa",
+            subset="gpqa_diamond",
+            columns={"problem": "Question", "id": "Record ID"},
+            option_columns=(
+                "Correct Answer",
+                "Incorrect Answer 1",
+                "Incorrect Answer 2",
+                "Incorrect Answer 3",
+            ),
+            n=8,
+            size=198,
+            note="gated: accept the terms on the Hub and set HF_TOKEN",
+        ),
+    )
+}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The registry entry ``name``, or a ConfigError listing the valid names."""
+    if name not in BENCHMARKS:
+        raise ConfigError(
+            f"unknown benchmark '{name}' (choose from {', '.join(sorted(BENCHMARKS))})"
+        )
+    return BENCHMARKS[name]
+
+
+def load_benchmark(
+    name: str, local: str | None = None, limit: int | None = None, seed: int = 0
+) -> list[Problem]:
+    """Problems of benchmark ``name`` from the Hub, or from the local file ``local``."""
+    bench = get_benchmark(name)
+    if local is not None:
+        problems = load_problems(DataArguments(problems=str(local), limit=limit))
+    elif bench.hub_id is None:
+        raise ConfigError(f"benchmark '{name}' has no Hub source: {bench.note} (key 'local_files')")
+    elif bench.option_columns:
+        problems = _hub_choice_problems(bench, limit)
+    else:
+        problems = load_problems(
+            DataArguments(
+                problems=bench.hub_id,
+                split=bench.split,
+                subset=bench.subset,
+                columns=dict(bench.columns),
+                limit=limit,
+            )
+        )
+    if bench.task == "choice":
+        problems = [_with_shuffled_options(p, seed, name) for p in problems]
+    return problems
+
+
+def _hub_choice_problems(bench: Benchmark, limit: int | None) -> list[Problem]:
+    """Rows of a Hub dataset that stores one option per column, options gathered in order.
+
+    ``load_problems`` maps one ``options`` column holding a list; GPQA spreads
+    its options over four columns, so they are gathered here.
+    """
+    from datasets import load_dataset
+
+    try:
+        rows = load_dataset(bench.hub_id, bench.subset, split=bench.split)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"cannot load benchmark '{bench.name}' ({bench.hub_id}): {first}"
+        ) from exc
+    wanted = [bench.columns["problem"], *bench.option_columns]
+    missing = [c for c in wanted if c not in rows.column_names]
+    if missing:
+        raise ConfigError(f"column '{missing[0]}' missing in {bench.hub_id} ({bench.subset})")
+    id_col = bench.columns.get("id")
+    problems = []
+    for i, row in enumerate(rows):
+        if limit is not None and i >= limit:
+            break
+        problems.append(
+            Problem(
+                id=str(row[id_col]) if id_col and row.get(id_col) else f"{bench.name}-{i}",
+                problem=str(row[bench.columns["problem"]]).strip(),
+                answer=None,
+                options=[str(row[c]).strip() for c in bench.option_columns],
+            )
+        )
+    return problems
+
+
+def _with_shuffled_options(problem: Problem, seed: int, name: str) -> Problem:
+    """The problem with options in their seeded order and the gold letter as ``answer``."""
+    if not problem.options:
+        raise ConfigError(f"problem '{problem.id}' of '{name}' has no options (column 'options')")
+    if problem.answer is not None and choice_letter(problem.answer) is not None:
+        return problem  # options already placed, gold letter given
+    options = list(problem.options)
+    correct = options.index(problem.answer) if problem.answer in options else 0
+    shuffled, letter = shuffle_options(options, key=problem.id, seed=seed, correct_index=correct)
+    return dataclasses.replace(problem, options=shuffled, answer=letter)

@@ -1,0 +1,186 @@
+"""``leapt eval``: run methods x benchmarks for one model, then write the report.
+
+The model is loaded once and shared by every (benchmark, method) run; each
+run writes ``<output_dir>/<benchmark>/<method>/traces.jsonl`` through
+``run_inference`` (which skips problems already finished there, so an
+interrupted evaluation resumes), graded as it goes by :func:`make_grader`.
+All benchmarks are loaded and every option checked *before* the model is, so
+a typo fails in a second, not after a download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.args import METHODS, DataArguments, LeapArguments, ModelArguments
+from leapt.config import ConfigError, parse_config
+
+
+@dataclass
+class EvalArguments:
+    """Which benchmarks and methods to evaluate, and where results go."""
+
+    benchmarks: list[str] = field(
+        default_factory=lambda: ["aime24"],
+        metadata={"help": "benchmark names from the registry (eval/benchmarks.py)"},
+    )
+    methods: list[str] = field(
+        default_factory=lambda: ["independent", "leap"],
+        metadata={"help": f"inference methods to compare, from {', '.join(METHODS)}"},
+    )
+    output_dir: str = field(
+        default="outputs/eval",
+        metadata={"help": "results root: <output_dir>/<benchmark>/<method>/traces.jsonl + report"},
+    )
+    local_files: dict | None = field(
+        default=None,
+        metadata={
+            "help": "replace a benchmark's Hub source by a local json/jsonl/parquet file, "
+            "e.g. aime24=data/aime24.jsonl"
+        },
+    )
+    n_per_benchmark: dict | None = field(
+        default=None,
+        metadata={
+            "help": "paths per problem for some benchmarks, overriding 'n' "
+            "(paper: 32 for math, gpqa_diamond=8)"
+        },
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "evaluate only the first N problems of each benchmark"}
+    )
+    option_seed: int = field(
+        default=0, metadata={"help": "seed of the deterministic multiple-choice option shuffle"}
+    )
+    report: bool = field(default=True, metadata={"help": "write results.json/.md and plots"})
+
+    def __post_init__(self) -> None:
+        from eval.benchmarks import BENCHMARKS
+
+        for name in self.benchmarks:
+            if name not in BENCHMARKS:
+                raise ConfigError(
+                    f"unknown benchmark '{name}' (key 'benchmarks'; "
+                    f"choose from {', '.join(sorted(BENCHMARKS))})"
+                )
+        for method in self.methods:
+            if method not in METHODS:
+                raise ConfigError(
+                    f"unknown method '{method}' (key 'methods'; choose from {', '.join(METHODS)})"
+                )
+        if not self.benchmarks or not self.methods:
+            raise ConfigError("'benchmarks' and 'methods' must each name at least one entry")
+        for key in ("local_files", "n_per_benchmark"):
+            for name in getattr(self, key) or {}:
+                if name not in self.benchmarks:
+                    raise ConfigError(f"'{key}' names '{name}', which is not in 'benchmarks'")
+        for name, path in (self.local_files or {}).items():
+            if not Path(path).is_file():
+                raise ConfigError(f"local file {path} for benchmark '{name}' does not exist")
+        for name, n in (self.n_per_benchmark or {}).items():
+            try:
+                value = int(n)
+            except (TypeError, ValueError):
+                value = 0
+            if value < 1:
+                raise ConfigError(f"'n_per_benchmark' for '{name}' must be an integer >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"'limit' must be >= 1, got {self.limit}")
+
+
+def plan_runs(
+    eval_args: EvalArguments, leap_args: LeapArguments
+) -> list[tuple[str, LeapArguments]]:
+    """(benchmark, method settings) for every run, validated before any model loads."""
+    from eval.benchmarks import BENCHMARKS
+
+    plan = []
+    for bench in eval_args.benchmarks:
+        n = int((eval_args.n_per_benchmark or {}).get(bench, leap_args.n))
+        for method in eval_args.methods:
+            try:
+                args = dataclasses.replace(
+                    leap_args, method=method, n=n, task=BENCHMARKS[bench].task
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"benchmark '{bench}', method '{method}': {exc}") from exc
+            plan.append((bench, args))
+    return plan
+
+
+def run_eval(
+    model_args: ModelArguments,
+    leap_args: LeapArguments,
+    eval_args: EvalArguments,
+    *,
+    backend=None,
+    progress: bool = True,
+) -> dict | None:
+    """Evaluate every (benchmark, method) pair and return the report's results (if written)."""
+    from eval.benchmarks import load_benchmark
+    from eval.grading import make_grader
+
+    plan = plan_runs(eval_args, leap_args)
+    problems = {
+        bench: load_benchmark(
+            bench,
+            local=(eval_args.local_files or {}).get(bench),
+            limit=eval_args.limit,
+            seed=eval_args.option_seed,
+        )
+        for bench in eval_args.benchmarks
+    }
+    from inference.run import run_inference
+
+    root = Path(eval_args.output_dir)
+    own_backend = backend is None
+    if own_backend:
+        from inference.backends import load_backend
+
+        backend = load_backend(model_args)
+    try:
+        for bench, args in plan:
+            out = root / bench / args.method
+            if progress:
+                print(f"== {bench} / {args.method}: {len(problems[bench])} problems, n={args.n}")
+            run_inference(
+                model_args,
+                args,
+                DataArguments(problems=f"benchmark:{bench}", output_dir=str(out)),
+                problems=problems[bench],
+                backend=backend,
+                output_dir=out,
+                grade=make_grader(args.task),
+                progress=progress,
+            )
+    finally:
+        if own_backend:
+            backend.close()
+    if not eval_args.report:
+        return None
+    from eval.report import RESULTS_MD, write_report
+
+    results = write_report([root], root)
+    if progress:
+        print((root / RESULTS_MD).read_text())
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    model_args, leap_args, eval_args = parse_config(
+        (ModelArguments, LeapArguments, EvalArguments),
+        argv,
+        prog="leapt eval",
+        description="Evaluate one model with several inference methods on several benchmarks "
+        "and write results.json, results.md and plots (resumes from existing traces).",
+    )
+    run_eval(model_args, leap_args, eval_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Benchmark registry: local replacements of real AIME/AIMO text, choice shuffling, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.benchmarks import BENCHMARKS, load_benchmark
+from leapt.config import ConfigError
+
+
+def test_registry_has_the_paper_benchmarks():
+    assert set(BENCHMARKS) >= {"aime24", "aime25", "aimo25", "gpqa_diamond"}
+    assert BENCHMARKS["gpqa_diamond"].task == "choice" and BENCHMARKS["gpqa_diamond"].n == 8
+    assert BENCHMARKS["gpqa_diamond"].subset == "gpqa_diamond"
+    assert all(BENCHMARKS[b].task == "math" for b in ("aime24", "aime25", "aimo25"))
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "size"),
+    [
+        ("aime24", "aime_2024.json", 30),
+        ("aime25", "aime_2025.json", 30),
+        ("aimo25", "aimo_2025.json", 10),
+    ],
+)
+def test_local_file_replaces_hub_source(reference_data, name, file, size):
+    problems = load_benchmark(name, local=str(reference_data / file))
+    rows = json.loads((reference_data / file).read_text())
+    assert len(problems) == size
+    assert [p.answer for p in problems] == [str(r["answer"]) for r in rows]
+    assert problems[0].problem == rows[0]["problem"]
+    assert len({p.id for p in problems}) == size
+    assert len(load_benchmark(name, local=str(reference_data / file), limit=3)) == 3
+
+
+def test_aimo25_without_a_local_file_says_what_to_do():
+    with pytest.raises(ConfigError, match="local"):
+        load_benchmark("aimo25")
+    with pytest.raises(ConfigError, match="unknown benchmark 'mmlu'"):
+        load_benchmark("mmlu")
+
+
+def test_choice_options_are_shuffled_deterministically(tmp_path):
+    rows = [
+        {
+            "id": f"g{i}",
+            "problem": f"question {i}",
+            "answer": None,
+            "options": [f"right {i}", "w1", "w2", "w3"],
+        }
+        for i in range(12)
+    ]
+    rows.append(
+        {"id": "named", "problem": "q", "answer": "blue", "options": ["red", "blue", "green"]}
+    )
+    rows.append({"id": "letter", "problem": "q", "answer": "C", "options": ["a", "b", "c"]})
+    path = tmp_path / "gpqa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    problems = load_benchmark("gpqa_diamond", local=str(path), seed=5)
+    assert problems == load_benchmark("gpqa_diamond", local=str(path), seed=5)
+    for p in problems[:12]:
+        assert p.options["ABCD".index(p.answer)].startswith("right")
+    assert len({p.answer for p in problems[:12]}) > 1
+    named = problems[12]
+    assert named.options["ABC".index(named.answer)] == "blue"
+    assert (problems[13].answer, problems[13].options) == ("C", ["a", "b", "c"])
+    other_seed = load_benchmark("gpqa_diamond", local=str(path), seed=6)
+    assert [p.options for p in other_seed] != [p.options for p in problems]
+
+
+def test_choice_file_without_options_is_an_error(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"id": "x", "problem": "q", "answer": "A"}) + "\n")
+    with pytest.raises(ConfigError, match="no options"):
+        load_benchmark("gpqa_diamond", local=str(path))
