@@ -1,0 +1,153 @@
+"""transformers ``generate`` on CPU: the embedded default and the fast tests.
+
+Requests that share a token cap and stop strings are batched (left padding,
+at most ``hf_batch_size`` rows).  Sampling uses torch's global generator, so
+each ``generate`` call is seeded from the seeds of its rows: a fixed run seed
+replays a run exactly, while the rows of one batch (the N paths of a problem)
+still draw different samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from inference.args import ModelArguments
+from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
+
+_DTYPES = {"float32", "bfloat16", "float16"}
+
+
+class HFBackend:
+    """A causal LM and its tokenizer, continuing token ids with ``model.generate``."""
+
+    def __init__(self, model: Any, tokenizer: Any, model_name: str, batch_size: int = 16):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.batch_size = batch_size
+        eos = model.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.eos_ids, default=0)
+
+    def generate(
+        self, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            groups[(req.max_tokens, tuple(req.stop))].append(i)
+        for (max_tokens, stop), indices in groups.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                outs = self._generate_batch(
+                    [requests[i] for i in chunk], max_tokens, list(stop), sampling
+                )
+                for i, out in zip(chunk, outs, strict=True):
+                    results[i] = out
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(
+        self,
+        batch: list[GenerationRequest],
+        max_tokens: int,
+        stop: list[str],
+        sampling: SamplingSettings,
+    ) -> list[GenerationResult]:
+        import torch
+
+        width = max(len(r.token_ids) for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, req in enumerate(batch):
+            ids[row, width - len(req.token_ids) :] = torch.tensor(req.token_ids)
+            mask[row, width - len(req.token_ids) :] = 1
+        torch.manual_seed(_batch_seed([r.seed for r in batch]))
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": sorted(self.eos_ids) or None,
+        }
+        if sampling.temperature > 0:
+            kwargs.update(
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else None,
+                min_p=sampling.min_p or None,
+            )
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        return [self._result(row[width:].tolist(), max_tokens, stop) for row in out]
+
+    def _result(self, new: list[int], max_tokens: int, stop: list[str]) -> GenerationResult:
+        """Cut one row's new tokens at EOS (excluded) or its first stop string (included)."""
+        eos_at = next((i for i, t in enumerate(new) if t in self.eos_ids), None)
+        tokens = new if eos_at is None else new[:eos_at]
+        text = self._decode(tokens)
+        hits = [(text.find(s), s) for s in stop if s in text]
+        if hits:
+            _, first = min(hits)
+            end = self._prefix_containing(tokens, first)
+            tokens = tokens[:end]
+            return GenerationResult(tokens, self._decode(tokens), "stop", first)
+        if eos_at is not None:
+            return GenerationResult(tokens, text, "eos")
+        if len(tokens) < max_tokens:
+            # a row that stopped early without EOS or stop string: trailing pads
+            tokens = _strip_trailing(tokens, self.pad_id)
+            text = self._decode(tokens)
+        return GenerationResult(tokens, text, "length")
+
+    def _prefix_containing(self, tokens: list[int], stop: str) -> int:
+        """Fewest leading tokens whose text contains ``stop`` (binary search)."""
+        lo, hi = 1, len(tokens)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if stop in self._decode(tokens[:mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=False)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _batch_seed(seeds: list[int]) -> int:
+    digest = hashlib.sha256(",".join(map(str, seeds)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**63)
+
+
+def _strip_trailing(tokens: list[int], pad: int) -> list[int]:
+    end = len(tokens)
+    while end and tokens[end - 1] == pad:
+        end -= 1
+    return tokens[:end]
+
+
+def load(model_args: ModelArguments, model_path: str) -> HFBackend:
+    """Load ``model_path`` for CPU generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, trust_remote_code=model_args.trust_remote_code
+    )
+    dtype = getattr(torch, model_args.dtype) if model_args.dtype in _DTYPES else "auto"
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=dtype, trust_remote_code=model_args.trust_remote_code
+    )
+    model.eval()
+    return HFBackend(model, tokenizer, model_args.model, batch_size=model_args.hf_batch_size)

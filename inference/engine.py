@@ -1,0 +1,191 @@
+"""The scheduler and path bookkeeping behind every method.
+
+A method is a *coroutine per problem*: it yields the generation requests of
+its next round and receives their results, and finally returns the
+problem's :class:`Trace`.  :func:`run_problems` drives many such coroutines at
+once and sends the requests of *all* active problems to the backend in one
+``generate`` call per round, so a batching backend stays full.  Problems
+progress independently: one that finishes is handed to ``on_done`` at once
+and a waiting problem takes its place, so early finishers never wait for
+slow ones.
+
+Each path keeps the exact token ids the model saw (engine text is encoded
+once and appended; model tokens are appended as generated) plus its segments
+labelled by author: ``prompt`` (engine), ``model`` (sampled) or ``peer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from inference.args import LeapArguments
+from inference.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+)
+from inference.problems import Problem
+from inference.protocol import Protocol
+from inference.trace import Finish, PathRecord, Segment, SegmentKind, Trace
+
+#: a method's per-problem coroutine: yields requests, receives results, returns the trace
+ProblemRun = Generator[list[GenerationRequest], list[GenerationResult], Trace]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from the run seed and request coordinates (process-independent)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class PathState:
+    """One reasoning path in flight: its token ids, segments and counters."""
+
+    index: int
+    token_ids: list[int]
+    record: PathRecord = field(default_factory=PathRecord)
+
+    @property
+    def finished(self) -> bool:
+        return self.record.finish is not None
+
+    def add(self, kind: SegmentKind, text: str) -> None:
+        """Append text to the segments, merging with a previous segment of the same kind."""
+        segments = self.record.segments
+        if segments and segments[-1].kind == kind and len(segments) > 1:
+            segments[-1] = Segment(kind, segments[-1].text + text)
+        else:
+            segments.append(Segment(kind, text))
+
+    def finish(self, how: Finish) -> None:
+        self.record.finish = how
+
+
+@dataclass
+class EngineContext:
+    """Everything a method needs besides the problem: model, wording and knobs."""
+
+    backend: Backend
+    protocol: Protocol
+    leap_args: LeapArguments
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        a = self.leap_args
+        return SamplingSettings(a.temperature, a.top_p, a.sampling_top_k, a.min_p)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def seed(self, problem: Problem, path: int, turn: int, phase: str) -> int:
+        """Per-request seed: distinct per path and turn, fixed by the run seed."""
+        return derive_seed(self.leap_args.seed, problem.id, path, turn, phase)
+
+    def rng(self, problem: Problem) -> random.Random:
+        """The problem's own random stream (e.g. for the random router)."""
+        return random.Random(derive_seed(self.leap_args.seed, problem.id, "rng"))
+
+    def new_paths(self, problem: Problem, n: int | None = None) -> list[PathState]:
+        """``n`` paths that start from the chat-templated prompt (one prompt segment)."""
+        prompt = self.protocol.build_prompt(
+            self.tokenizer, problem.problem, problem.options, self.leap_args.task
+        )
+        ids = self.encode(prompt)
+        paths = []
+        for i in range(self.leap_args.n if n is None else n):
+            state = PathState(i, list(ids))
+            state.record.segments.append(Segment("prompt", prompt))
+            paths.append(state)
+        return paths
+
+    def new_trace(self, problem: Problem, paths: Iterable[PathState]) -> Trace:
+        return Trace(
+            id=problem.id,
+            problem=problem.problem,
+            answer=problem.answer,
+            options=problem.options,
+            method=self.leap_args.method,
+            config=dict(self.config),
+            model=self.backend.model_name,
+            paths=[p.record for p in paths],
+        )
+
+    # -- path edits ----------------------------------------------------------------
+
+    def add_text(self, path: PathState, kind: SegmentKind, text: str) -> None:
+        """Engine-written text (prompt or peer): encode once, append ids and a segment."""
+        path.token_ids.extend(self.encode(text))
+        path.add(kind, text)
+
+    def add_model(self, path: PathState, result: GenerationResult, summary: bool = False) -> None:
+        """Sampled tokens: append ids as generated and count them (summaries separately too)."""
+        path.token_ids.extend(result.token_ids)
+        path.add("model", result.text)
+        path.record.generated_tokens += len(result.token_ids)
+        if summary:
+            path.record.summary_tokens += len(result.token_ids)
+
+    def remaining(self, path: PathState) -> int:
+        """Tokens left in the path's whole budget (summaries count against it)."""
+        return self.leap_args.max_tokens - path.record.generated_tokens
+
+    def request(self, path: PathState, max_tokens: int, stop: list[str], seed: int):
+        return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed)
+
+
+MethodRunner = Callable[[EngineContext, Problem], ProblemRun]
+
+
+def run_problems(
+    problems: Iterable[Problem],
+    runner: MethodRunner,
+    ctx: EngineContext,
+    on_done: Callable[[Trace], None],
+    max_concurrent: int,
+    on_round: Callable[[int, int], None] | None = None,
+) -> None:
+    """Drive one coroutine per problem; one backend call per round for all of them.
+
+    At most ``max_concurrent`` problems are in flight; a finished problem is
+    passed to ``on_done`` immediately and the next waiting one is admitted.
+    ``on_round(active_problems, requests)`` is called after each round.
+    """
+    waiting = deque(problems)
+    active: list[tuple[ProblemRun, list[GenerationRequest]]] = []
+
+    def advance(run: ProblemRun, results: list[GenerationResult] | None) -> None:
+        try:
+            requests = next(run) if results is None else run.send(results)
+        except StopIteration as stop:
+            on_done(stop.value)
+            return
+        if not requests:
+            raise RuntimeError("a method yielded an empty round")
+        active.append((run, requests))
+
+    while waiting or active:
+        while waiting and len(active) < max_concurrent:
+            advance(runner(ctx, waiting.popleft()), None)
+        if not active:
+            continue
+        batch = [req for _, reqs in active for req in reqs]
+        results = ctx.backend.generate(batch, ctx.sampling)
+        current, active[:] = list(active), []
+        offset = 0
+        for run, reqs in current:
+            advance(run, results[offset : offset + len(reqs)])
+            offset += len(reqs)
+        if on_round is not None:
+            on_round(len(active), len(batch))
