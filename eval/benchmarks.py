@@ -86,6 +86,22 @@ BENCHMARKS: dict[str, Benchmark] = {
             size=198,
             note="gated: accept the terms on the Hub and set HF_TOKEN",
         ),
+        Benchmark(
+            "builtin_easy",
+            "math",
+            "builtin:easy",
+            n=4,
+            size=4,
+            note="four one-step word problems shipped with leapt, for smoke runs",
+        ),
+        Benchmark(
+            "synthetic",
+            "math",
+            "synthetic",
+            n=4,
+            size=8,
+            note="eight seeded two-step arithmetic problems, for smoke runs",
+        ),
     )
 }
 

@@ -76,8 +76,8 @@ class EvalArguments:
             raise ConfigError("'benchmarks' and 'methods' must each name at least one entry")
         for key in ("local_files", "n_per_benchmark"):
             for name in getattr(self, key) or {}:
-                if name not in self.benchmarks:
-                    raise ConfigError(f"'{key}' names '{name}', which is not in 'benchmarks'")
+                if name not in BENCHMARKS:  # entries for unselected benchmarks are allowed
+                    raise ConfigError(f"'{key}' names unknown benchmark '{name}'")
         for name, path in (self.local_files or {}).items():
             if not Path(path).is_file():
                 raise ConfigError(f"local file {path} for benchmark '{name}' does not exist")
