@@ -126,6 +126,42 @@ def test_failed_stage_fails_the_job_with_the_error_in_its_log(
     assert "missing.yaml" in log
 
 
+def test_evaluate_sbatch_writes_the_results_table(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tiny_model_dir: Path,
+    workdir: Path,
+) -> None:
+    config = workdir / "eval.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": str(tiny_model_dir),
+                "backend": "hf",
+                "benchmarks": ["builtin_easy"],
+                "methods": ["independent", "leap"],
+                "limit": 2,
+                "n": 2,
+                "top_k": 1,
+                "T": 8,
+                "summary_max_tokens": 8,
+                "max_tokens": 24,
+                "forced_answer_tokens": 4,
+                "output_dir": "outputs/eval",
+            }
+        )
+    )
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "evaluate.sbatch", config.name, options=CPU_NODE, cwd=workdir, env=job_env()
+    )
+    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[job]
+    log = job_log(workdir, f"leapt-eval-{job}.out")
+    assert state["JobState"] == "COMPLETED", f"{state['ExitCode']}\n{log}"
+    out = workdir / "outputs" / "eval"
+    for method in ("independent", "leap"):
+        assert len(read_ids(out / "builtin_easy" / method / "traces.jsonl")) == 2
+    assert (out / "results.json").is_file() and (out / "results.md").is_file()
+
+
 def generate_config(workdir: Path, model_dir: Path) -> Path:
     """A tiny harvest of 4 synthetic problems with every quality filter off."""
     config = workdir / "generate.yaml"
