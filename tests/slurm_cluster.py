@@ -17,7 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-DAEMONS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "sinfo", "scontrol", "scancel")
+PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "sinfo", "scontrol", "scancel")
 #: job states after which a job will not change any more
 FINAL_STATES = {
     "BOOT_FAIL",
@@ -123,14 +122,11 @@ class SlurmCluster:
             time.sleep(1.0)
 
     def logs(self) -> str:
-        """The daemon logs, for failure messages."""
+        """Tails of the daemon logs and outputs, for failure messages."""
         parts = []
-        for name in ("munged.log", "slurmctld.log", "slurmd.log"):
-            path = self.root / name
-            if path.exists():
-                parts.append(
-                    f"--- {name} (tail) ---\n" + "\n".join(path.read_text().splitlines()[-30:])
-                )
+        for path in sorted([*self.root.glob("*.log"), *self.root.glob("*.out")]):
+            tail = "\n".join(path.read_text(errors="replace").splitlines()[-30:])
+            parts.append(f"--- {path.name} (tail) ---\n{tail}")
         return "\n".join(parts)
 
     def stop(self) -> None:
@@ -210,14 +206,15 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
 
 
 def _start(cluster: SlurmCluster, *command: str) -> None:
-    log = open(cluster.root / f"{Path(command[0]).name}.out", "w")  # noqa: SIM115 (lives with the daemon)
-    proc = subprocess.Popen(
-        [_which(command[0]) or command[0], *command[1:]],
-        env=cluster.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Start a daemon in the foreground (-D/-F), its own output going to ``<name>.out``."""
+    with open(cluster.root / f"{Path(command[0]).name}.out", "w") as out:
+        proc = subprocess.Popen(
+            [_which(command[0]) or command[0], *command[1:]],
+            env=cluster.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     cluster.processes.append(proc)
 
 
@@ -250,6 +247,9 @@ def start_cluster(root: Path) -> SlurmCluster:
             cluster,
             "munged",
             "--foreground",
+            # pytest's tmp dirs are private (0700); munged only warns about that
+            # with --force, and every client here runs as the same user anyway
+            "--force",
             f"--socket={socket_path}",
             f"--key-file={key}",
             f"--pid-file={root}/munged.pid",
@@ -274,22 +274,18 @@ def start_cluster(root: Path) -> SlurmCluster:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     """A running one-node Slurm cluster; skipped when Slurm is not installed."""
-    missing = [name for name in DAEMONS if _which(name) is None]
+    missing = [name for name in PROGRAMS if _which(name) is None]
     if missing:
         pytest.skip(
             f"Slurm/munge not installed (missing {', '.join(missing)}); run .ci/setup-slurm.sh"
         )
     if os.geteuid() != 0:
         pytest.skip("the test Slurm cluster runs slurmd, which must start jobs as root")
-    # munged insists that every directory above its socket is world-searchable,
-    # which pytest's private tmp dirs are not; a fresh /tmp dir with 0755 is.
-    root = Path(tempfile.mkdtemp(prefix="leapt-slurm-"))
-    root.chmod(0o755)
+    root = tmp_path_factory.mktemp("slurm")
     cluster = start_cluster(root)
     try:
         yield cluster
     finally:
         cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
