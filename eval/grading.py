@@ -28,12 +28,11 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from inference.answers import extract_answer
+from inference.answers import answer_text, extract_answer
 
 if TYPE_CHECKING:
     from inference.problems import Problem
-
-    from inference.trace import PathRecord, Trace
+    from inference.trace import Trace
 
 TASKS = ("math", "choice")
 #: seconds allowed for parsing + comparing one (prediction, gold) pair
@@ -131,17 +130,6 @@ def task_of(trace: Trace) -> str:
     if task in TASKS:
         return task
     return "choice" if trace.options else "math"
-
-
-def answer_text(path: PathRecord) -> str:
-    """The text a path's answer is read from: its completion without peers' words.
-
-    Peer blocks quote other paths' summaries, which may contain *their*
-    ``\\boxed{}``; the first prompt segment (the question and instructions)
-    may mention ``\\boxed{}`` too.  Later prompt segments are kept because the
-    engine's forced-answer suffix may open the box the model then closes.
-    """
-    return "".join(s.text for s in path.segments[1:] if s.kind != "peer")
 
 
 def grade_trace(trace: Trace, task: str | None = None, *, overwrite: bool = False) -> Trace:

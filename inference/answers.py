@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 #: LaTeX box commands whose argument is taken as the answer (``\framebox`` appears in solutions)
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
@@ -130,3 +131,15 @@ def extract_answer(text: str | None, task: str) -> str | None:
     if task == "choice":
         return extract_choice(text)
     raise ValueError(f"unknown task {task!r} (choose 'math' or 'choice')")
+
+
+def answer_text(path: Any) -> str:
+    """The text a path's answer is read from: its completion without peers' words.
+
+    ``path`` is a :class:`inference.trace.PathRecord`.  Peer blocks quote other
+    paths' summaries, which may hold *their* ``\\boxed{}``; the first prompt
+    segment (question and instructions) may mention ``\\boxed{}`` too.  Later
+    prompt segments are kept: the forced-answer suffix opens the box the
+    model then closes.
+    """
+    return "".join(s.text for s in path.segments[1:] if s.kind != "peer")

@@ -143,3 +143,14 @@ METHOD_RUNNERS: dict[str, Callable[[EngineContext, Problem], ProblemRun]] = {
     "leap_t": run_leap_t,
     "independent": run_independent,
 }
+
+
+def _register_baselines() -> None:
+    """Add the LeaP-S and Mixture-of-Agents baselines (modules that build on this one)."""
+    from inference.leap_s import run_leap_s
+    from inference.moa import run_moa
+
+    METHOD_RUNNERS.update({"leap_s": run_leap_s, "moa": run_moa})
+
+
+_register_baselines()
