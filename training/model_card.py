@@ -18,7 +18,6 @@ CARD_HYPERPARAMETERS = (
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "lr_scheduler_type",
-    "warmup_ratio",
     "warmup_steps",
     "optim",
     "weight_decay",

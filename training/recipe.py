@@ -10,6 +10,7 @@ checked here, so that a typo costs seconds, not a model load on every rank.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,7 +68,7 @@ def _hub_token() -> str | None:
     return next((os.environ[k] for k in HUB_TOKEN_ENV if os.environ.get(k)), None)
 
 
-def _apply_global_batch(script: TrainScriptArguments, args: SFTConfig, world_size: int) -> None:
+def apply_global_batch(script: TrainScriptArguments, args: SFTConfig, world_size: int) -> None:
     if script.global_batch_size is None:
         return
     per_step = args.per_device_train_batch_size * world_size
@@ -107,12 +108,36 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
         raise ConfigError(f"max_length must be positive, got {args.max_length}")
 
 
+def cpu_deepspeed_overrides(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
+    """Extra flags for a DeepSpeed launch on a machine without GPUs (CI, laptops).
+
+    accelerate's ``use_cpu`` path bypasses DeepSpeed entirely, so a CPU run must
+    take the accelerator path with the ``gloo`` backend instead; a recipe's
+    ``use_cpu: true`` (the single-process smoke setting) is overridden.
+    """
+    import torch
+
+    if (
+        environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true"
+        or torch.cuda.is_available()
+    ):
+        return []
+    extra = []
+    if "--use_cpu" not in argv:
+        extra += ["--use_cpu", "false"]
+    if "--ddp_backend" not in argv:
+        extra += ["--ddp_backend", "gloo"]
+    return extra
+
+
 def parse_recipe(
     argv: Sequence[str] | None,
 ) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig]:
     """Parse ``--config recipe.yaml`` + overrides and run every model-free check."""
     # TrainingArguments rewrites ACCELERATE_MIXED_PRECISION while parsing; keep what the launcher set.
     launch_env = dict(os.environ)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv += cpu_deepspeed_overrides(argv, launch_env)
     script, args, model = parse_config(
         (TrainScriptArguments, SFTConfig, ModelConfig),
         argv,
@@ -121,7 +146,7 @@ def parse_recipe(
         "(TRL SFTTrainer; run under `accelerate launch` for DeepSpeed ZeRO / DDP).",
     )
     validate(script, args, model)
-    _apply_global_batch(script, args, int(os.environ.get("WORLD_SIZE", "1")))
+    apply_global_batch(script, args, int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)
     return script, args, model
 

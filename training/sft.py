@@ -64,10 +64,9 @@ def _load_tokenizer(model_args, args):
     return tokenizer
 
 
-def _prepare_split(script, args, tokenizer, split: str):
-    from training.dataset import load_sft_dataset, prepare_dataset
+def _prepare_split(script, args, tokenizer, raw, split: str):
+    from training.dataset import prepare_dataset
 
-    raw = load_sft_dataset(script.dataset_name, split, script.dataset_config)
     dataset, stats = prepare_dataset(
         raw,
         tokenizer,
@@ -140,6 +139,7 @@ def train(script, args, model_args) -> Path:
     """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
     from trl import SFTTrainer, get_peft_config
 
+    from training.dataset import load_sft_dataset
     from training.model_card import card_hyperparameters, render_card
 
     out_dir = Path(args.output_dir)
@@ -148,11 +148,15 @@ def train(script, args, model_args) -> Path:
             f"output_dir {out_dir} already holds a finished model ({FINISHED_MARKER}); "
             "choose another output_dir"
         )
-    tokenizer = _load_tokenizer(model_args, args)
-    train_set, stats = _prepare_split(script, args, tokenizer, script.dataset_train_split)
-    eval_set = None
+    splits = [script.dataset_train_split]
     if args.eval_strategy != "no":
-        eval_set, _ = _prepare_split(script, args, tokenizer, script.dataset_test_split)
+        splits.append(script.dataset_test_split)
+    raw = [load_sft_dataset(script.dataset_name, s, script.dataset_config) for s in splits]
+    tokenizer = _load_tokenizer(model_args, args)
+    prepared = [
+        _prepare_split(script, args, tokenizer, r, s) for r, s in zip(raw, splits, strict=True)
+    ]
+    (train_set, stats), eval_set = prepared[0], (prepared[1][0] if len(prepared) > 1 else None)
 
     push = args.push_to_hub
     args.push_to_hub = False  # published once at the end, with our card, not at every save
@@ -202,6 +206,7 @@ def train(script, args, model_args) -> Path:
             "hyperparameters": hyper,
             "data_stats": stats.as_dict(),
             "metrics": metrics,
+            "log_history": trainer.state.log_history,
             "script_args": to_dict(script),
         }
         (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
@@ -209,7 +214,7 @@ def train(script, args, model_args) -> Path:
             _push(out_dir, args.hub_model_id, args.hub_private_repo)
         _say(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()
-    trainer.accelerator.end_training()
+    trainer.end()
     return out_dir
 
 

@@ -1,0 +1,145 @@
+"""`leapt train` end to end in one process: real TRL SFTTrainer on the tiny Qwen2 model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leapt.cli import main as leapt_main
+from tests.test_training_data import write_sft_dataset
+from training.sft import FINISHED_MARKER
+from training.sft import main as train_main
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = str(REPO / "configs" / "training" / "smoke_cpu.yaml")
+FAKE_TOKEN = "hf_leaptTestSecretDoNotLeak123"
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory) -> Path:
+    return write_sft_dataset(tmp_path_factory.mktemp("sft-data"), n=16)
+
+
+def smoke_argv(model_dir: Path, data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--config",
+        SMOKE,
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(data_dir),
+        "--output_dir",
+        str(out_dir),
+        *extra,
+    ]
+
+
+def losses(out_dir: Path) -> list[float]:
+    record = json.loads((out_dir / FINISHED_MARKER).read_text())
+    return [entry["loss"] for entry in record["log_history"] if "loss" in entry]
+
+
+def generate(model_dir: Path, max_new_tokens: int = 12) -> tuple[str, int]:
+    """Greedy reply to a chat prompt; returns (text, new token count)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 3 + 12?"}], add_generation_prompt=True, tokenize=False
+    )
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :]
+    return tokenizer.decode(new, skip_special_tokens=True), len(new)
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_and_the_checkpoint_reloads_and_generates(
+    tiny_model_dir, sft_data, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    out = tmp_path / "run"
+    assert train_main(smoke_argv(tiny_model_dir, sft_data, out, "--max_steps", "36")) == 0
+
+    curve = losses(out)
+    assert len(curve) == 36
+    assert sum(curve[-6:]) / 6 < 0.6 * (sum(curve[:6]) / 6)
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert GenerationConfig.from_pretrained(out).eos_token_id == tokenizer.eos_token_id
+    text, n_new = generate(out)
+    assert 0 < n_new <= 12 and isinstance(text, str)
+
+    card = (out / "README.md").read_text()
+    assert str(tiny_model_dir) in card and str(sft_data) in card
+    assert "| learning_rate | 0.001 |" in card and "| loss_on_segments | ['model'] |" in card
+    stats = json.loads((out / "data_stats.json").read_text())
+    assert stats["kept"] == 16 and stats["trained_tokens"] > 0
+    for file in out.rglob("*"):
+        if file.is_file():
+            assert FAKE_TOKEN.encode() not in file.read_bytes(), file
+
+    # a finished run is never overwritten
+    assert leapt_main(["train", *smoke_argv(tiny_model_dir, sft_data, out)]) == 2
+
+
+def test_training_resumes_from_the_last_checkpoint(tiny_model_dir, sft_data, tmp_path):
+    first = tmp_path / "first"
+    steps = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2"]
+    assert train_main(smoke_argv(tiny_model_dir, sft_data, first, *steps)) == 0
+    # a run that died right after its step-2 checkpoint
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    shutil.copytree(first / "checkpoint-2", crashed / "checkpoint-2")
+
+    assert train_main(smoke_argv(tiny_model_dir, sft_data, crashed, *steps)) == 0
+    record = json.loads((crashed / FINISHED_MARKER).read_text())
+    logged_steps = [e["step"] for e in record["log_history"] if "loss" in e]
+    assert logged_steps == [3, 4]
+    assert (crashed / "checkpoint-4").is_dir()
+
+
+@pytest.mark.slow
+def test_lora_adapter_is_saved_merged_and_reloads(tiny_model_dir, sft_data, tmp_path):
+    import torch
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    lora = ["--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16"]
+    lora += ["--lora_target_modules", "q_proj", "v_proj", "--max_steps", "8"]
+    assert train_main(smoke_argv(tiny_model_dir, sft_data, out, *lora)) == 0
+
+    assert (out / "adapter_config.json").is_file()
+    assert (out / "adapter_model.safetensors").is_file()
+    merged_dir = out / "merged"
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    adapted = AutoPeftModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 17, 42, 99, 3]])
+    with torch.no_grad():
+        merged_logits = merged(ids).logits
+        assert torch.allclose(merged_logits, adapted(ids).logits, atol=1e-4)
+        assert not torch.allclose(merged_logits, base(ids).logits, atol=1e-4)
+    text, n_new = generate(merged_dir)
+    assert n_new > 0
+    assert "LoRA" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_writes_its_files(tiny_model_dir, sft_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "wb"
+    argv = smoke_argv(tiny_model_dir, sft_data, out, "--max_steps", "3", "--report_to", "wandb")
+    assert train_main([*argv, "--run_name", "leapt-wandb-test"]) == 0
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb")), sorted(p.name for p in runs[0].iterdir())
