@@ -135,10 +135,16 @@ def run_eval(
         for bench in eval_args.benchmarks
     }
     from inference.run import run_inference
+    from inference.trace import TraceFile
 
     root = Path(eval_args.output_dir)
-    own_backend = backend is None
-    if own_backend:
+    pending = any(
+        {p.id for p in problems[bench]}
+        - TraceFile(root / bench / args.method / "traces.jsonl").done_ids()
+        for bench, args in plan
+    )
+    own_backend = backend is None and pending
+    if own_backend:  # once for every run; not at all when everything is already done
         from inference.backends import load_backend
 
         backend = load_backend(model_args)
