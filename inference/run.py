@@ -20,15 +20,10 @@ from typing import Any
 from inference.args import DataArguments, LeapArguments, ModelArguments
 from inference.backends.base import Backend
 from inference.problems import Problem, load_problems
-from inference.trace import PathRecord, Trace, TraceFile
+from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
 
 Grader = Callable[[Problem, "str | None"], "bool | None"]
-
-
-def answer_text(path: PathRecord) -> str:
-    """The path's own turn without its peers' words: where its final answer is read from."""
-    return "".join(s.text for s in path.segments[1:] if s.kind != "peer")
 
 
 def default_concurrency(n: int) -> int:
@@ -49,7 +44,7 @@ def run_inference(
     max_concurrent_problems: int | None = None,
 ) -> dict[str, Any]:
     """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary."""
-    from inference.answers import extract_answer
+    from inference.answers import answer_text, extract_answer
     from inference.engine import EngineContext, run_problems
     from inference.methods import METHOD_RUNNERS
     from inference.protocol import load_protocol
