@@ -158,7 +158,17 @@ def render_markdown(results: dict) -> str:
     models = sorted(
         {m["model"] for b in benchmarks for m in results["benchmarks"][b]["methods"].values()}
     )
-    lines += [f"Model: {', '.join(f'`{m}`' for m in models) or '-'}", ""]
+    seeds = sorted(
+        {
+            str(m["config"].get("seed"))
+            for b in benchmarks
+            for m in results["benchmarks"][b]["methods"].values()
+        }
+    )
+    lines += [
+        f"Model: {', '.join(f'`{m}`' for m in models) or '-'}; run seed(s): {', '.join(seeds)}",
+        "",
+    ]
     header = "| method | " + " | ".join(benchmarks) + " |"
     rule = "|---|" + "---|" * len(benchmarks)
 
