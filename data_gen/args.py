@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from inference.args import DataArguments
 from leapt.config import ConfigError
@@ -42,6 +43,10 @@ class GenerateArguments:
     )
     limit: int | None = field(default=None, metadata={"help": "use only the first N problems"})
     num_synthetic: int = field(default=8, metadata={"help": "problems made by 'synthetic'"})
+    concurrent_problems: int | None = field(
+        default=None,
+        metadata={"help": "problems in flight at once (default: the engine's, 256 // n)"},
+    )
     shard: str = field(
         default="0/1",
         metadata={
@@ -96,6 +101,9 @@ class GenerateArguments:
 
     def __post_init__(self) -> None:
         self.shard_index, self.shard_count = parse_shard(self.shard)
+        local = Path(self.source).suffix.lower() in (".json", ".jsonl", ".parquet")
+        if local and not Path(self.source).is_file():
+            raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
         if self.decontam_ngram < 1:
             raise ConfigError(f"'decontam_ngram' must be >= 1, got {self.decontam_ngram}")
         if self.max_paths_per_problem is not None and self.max_paths_per_problem < 1:
@@ -123,5 +131,6 @@ class GenerateArguments:
             columns=self.columns,
             limit=self.limit,
             num_synthetic=self.num_synthetic,
+            concurrent_problems=self.concurrent_problems,
             output_dir=output_dir or self.output_dir,
         )

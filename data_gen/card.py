@@ -28,6 +28,19 @@ def render_card(stats: dict, name: str) -> str:
         f"| {d['id']} | {d['benchmark']} | {d['benchmark_id']} | {d['ngram']} |"
         for d in decon["dropped_problems"]
     )
+    if not decon["enabled"]:
+        decon_text = "Off: problems were not checked against evaluation benchmarks."
+    else:
+        decon_text = (
+            f"{decon['ngram']}-gram overlap of normalized words against "
+            f"{', '.join(decon['benchmarks'])}: {decon['checked']} problems checked, "
+            f"{decon['dropped']} dropped."
+        )
+        if decon_rows:
+            decon_text += (
+                "\n\n| problem | benchmark | benchmark problem | shared n-gram |\n"
+                "| --- | --- | --- | --- |\n" + decon_rows
+            )
     return f"""---
 pretty_name: {name}
 tags:
@@ -71,13 +84,7 @@ from {counts["problems_with_kept_paths"]} problems.  Dropped paths by the first 
 
 ## Decontamination
 
-Enabled: {decon["enabled"]}; {decon["ngram"]}-gram overlap of normalized words against
-{", ".join(decon["benchmarks"]) or "no benchmarks"}; {decon["checked"]} problems checked,
-{decon["dropped"]} dropped.
-
-| problem | benchmark | benchmark problem | shared n-gram |
-| --- | --- | --- | --- |
-{decon_rows}
+{decon_text}
 
 ## Columns
 

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inference.problems import Problem, load_problems
-
 from data_gen.args import GenerateArguments
 from data_gen.card import render_card
 from data_gen.decontaminate import build_index, decontaminate
@@ -31,9 +29,10 @@ from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace
 from data_gen.output import atomic_write_text, write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
+from inference.problems import Problem, load_problems
 from inference.protocol import Protocol, load_protocol
 from inference.trace import Trace, TraceFile
-from leapt.config import ConfigError, to_dict
+from leapt.config import to_dict
 
 #: LeapArguments keys shown on the dataset card (everything that shapes the text)
 CARD_LEAP_KEYS = (
@@ -59,18 +58,9 @@ def shard_of(problem_id: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
-def load_source(args: GenerateArguments) -> list[Problem]:
-    """All problems of the source, with ids checked unique (resume and shards key on them)."""
-    problems = load_problems(args.data_arguments())
-    seen: set[str] = set()
-    for problem in problems:
-        if problem.id in seen:
-            raise ConfigError(
-                f"problem id {problem.id!r} occurs twice in {args.source}; map 'id' to a unique "
-                "column (key 'columns') or leave it unmapped"
-            )
-        seen.add(problem.id)
-    return problems
+def load_source(args: GenerateArguments, seed: int) -> list[Problem]:
+    """All problems of the source (ids unique: resume and shards key on them)."""
+    return load_problems(args.data_arguments(), seed=seed)
 
 
 def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol: Protocol):
@@ -135,12 +125,11 @@ def harvest(
     progress: bool = True,
 ) -> dict:
     """Run the whole pipeline for one shard; returns the stats also written to stats.json."""
+    from eval.grading import make_grader
     from inference.run import run_inference
 
-    from eval.grading import make_grader
-
     protocol = load_protocol(leap_args.protocol)
-    problems = load_source(args)
+    problems = load_source(args, leap_args.seed)
     mine = [p for p in problems if shard_of(p.id, args.shard_count) == args.shard_index]
     decon_report: list[dict] = []
     if args.decontaminate:

@@ -1,0 +1,171 @@
+"""``leapt generate`` end to end with a tiny real model on synthetic problems.
+
+A random tiny model almost never answers correctly, closes a summary or ends
+by itself, so these runs switch off the correctness, summary and natural-end
+filters (each is tested on hand-built traces in test_data_gen_filters.py) and
+keep the grade-independent peer-exchange and duplicate rules.  The hf backend
+runs one request per batch so every sample depends only on its own seed,
+which makes sharded and resumed runs comparable with the plain run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from data_gen.cli import main as generate
+from data_gen.output import DATA_FILE
+from inference.trace import TraceFile
+from leapt.cli import main as leapt
+
+PROBLEMS = 4
+PATHS = 2
+
+
+def argv(model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--source", "synthetic", "--num_synthetic", str(PROBLEMS),
+        "--model", str(model), "--backend", "hf", "--hf_batch_size", "1",
+        "--method", "leap", "--n", str(PATHS), "--top_k", "1", "--T", "12",
+        "--summary_max_tokens", "6", "--max_tokens", "30", "--forced_answer_tokens", "3",
+        "--filter_correct", "false", "--filter_summaries", "false",
+        "--filter_natural_end", "false", "--decontaminate", "false",
+        "--output_dir", str(out), *extra,
+    ]  # fmt: skip
+
+
+def rows_of(directory: Path) -> list[dict]:
+    import datasets
+
+    return list(datasets.load_dataset(str(directory), split="train"))
+
+
+def canonical(rows: list[dict]) -> set[str]:
+    return {json.dumps(r, sort_keys=True) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generate") / "plain"
+    assert generate(argv(tiny_model_dir, out)) == 0
+    return out
+
+
+def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = rows_of(plain_run)
+    stats = json.loads((plain_run / "stats.json").read_text())
+    counts = stats["counts"]
+    assert counts["problems"] == PROBLEMS and counts["paths"] == PROBLEMS * PATHS
+    assert counts["kept"] + sum(counts["dropped"].values()) == counts["paths"]
+    assert len(rows) == counts["kept"] > 0
+    for row in rows:
+        segments, messages = row["segments"], row["messages"]
+        assert segments[0]["kind"] == "prompt"
+        assert {s["kind"] for s in segments} <= {"prompt", "model", "peer"}
+        assert "".join(s["text"] for s in segments[1:]) == messages[-1]["content"]
+        assert messages[-1]["role"] == "assistant" and messages[0]["role"] == "user"
+        # training re-renders the prompt messages: they must give the prompt the teacher saw
+        rendered = tokenizer.apply_chat_template(
+            messages[:-1], add_generation_prompt=True, tokenize=False
+        )
+        assert rendered == segments[0]["text"]
+        assert row["problem"] in messages[0]["content"]
+        assert any(s["kind"] == "peer" for s in segments)  # the peer filter was on
+    card = (plain_run / "README.md").read_text()
+    assert f"**{counts['kept']} rows kept**" in card and "synthetic" in card
+    # the grader ran during harvest even though its filter was off
+    traces = list(TraceFile(plain_run / "raw" / "shard-0-of-1" / "traces.jsonl"))
+    assert len(traces) == PROBLEMS
+    assert all(p.correct is not None for t in traces for p in t.paths)
+
+
+def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir):
+    before = (plain_run / DATA_FILE).read_bytes()
+    assert generate(argv(tiny_model_dir, plain_run)) == 0
+    assert (plain_run / DATA_FILE).read_bytes() == before
+    assert len((plain_run / "raw" / "shard-0-of-1" / "traces.jsonl").read_text().splitlines()) == (
+        PROBLEMS
+    )
+
+
+@pytest.mark.slow
+def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, tmp_path):
+    out = tmp_path / "sharded"
+    for shard in ("0/2", "1/2"):
+        assert generate(argv(tiny_model_dir, out, "--shard", shard)) == 0
+    shard_ids = [{r["id"] for r in rows_of(out / f"shard-{i}-of-2")} for i in range(2)]
+    assert not shard_ids[0] & shard_ids[1]
+    merged = tmp_path / "merged"
+    assert generate(["merge", str(out), "--output-dir", str(merged)]) == 0
+    assert canonical(rows_of(merged)) == canonical(rows_of(plain_run))
+    plain_counts = json.loads((plain_run / "stats.json").read_text())["counts"]
+    assert json.loads((merged / "stats.json").read_text())["counts"] == plain_counts
+    # giving a shard twice does not duplicate its rows
+    again = tmp_path / "again"
+    shard0 = str(out / "shard-0-of-2")
+    assert (
+        generate(["merge", shard0, shard0, str(out / "shard-1-of-2"), "--output-dir", str(again)])
+        == 0
+    )
+    assert canonical(rows_of(again)) == canonical(rows_of(plain_run))
+
+
+@pytest.mark.slow
+def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
+    plain_run, tiny_model_dir, tmp_path
+):
+    out = tmp_path / "killed"
+    traces = out / "raw" / "shard-0-of-1" / "traces.jsonl"
+    cmd = [sys.executable, "-m", "leapt.cli", "generate"]
+    cmd += argv(tiny_model_dir, out, "--concurrent_problems", "1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (traces.exists() and traces.read_text().count("\n") >= 1):
+            assert proc.poll() is None, "generate exited before it could be killed"
+            assert time.monotonic() < deadline, "no problem finished in time"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    lines = traces.read_text().splitlines()
+    assert 1 <= len(lines) < PROBLEMS
+    with open(traces, "a") as fh:  # a write cut off mid-line
+        fh.write(lines[0][: len(lines[0]) // 2])
+
+    assert generate(argv(tiny_model_dir, out)) == 0
+    ids = [json.loads(line)["id"] for line in traces.read_text().splitlines()]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == PROBLEMS
+    assert canonical(rows_of(out)) == canonical(rows_of(plain_run))
+
+
+def test_column_mismatch_fails_before_the_teacher_loads(tmp_path, capsys):
+    source = tmp_path / "problems.jsonl"
+    source.write_text('{"question": "What is 1+1?", "solution": "2"}\n')
+    not_a_model = tmp_path / "empty-model-dir"  # loading it would fail differently
+    not_a_model.mkdir()
+    code = leapt(
+        ["generate", "--source", str(source), "--columns", "problem=question",
+         "--model", str(not_a_model), "--decontaminate", "false",
+         "--output_dir", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'answer'" in err and str(source) in err
+    assert not (tmp_path / "out" / "raw").exists()
+
+
+@pytest.mark.parametrize("spec", ["2/2", "1", "a/b", "0/0"])
+def test_bad_shard_spec_is_a_config_error(spec, tmp_path, capsys):
+    assert leapt(["generate", "--shard", spec, "--output_dir", str(tmp_path)]) == 2
+    assert "'shard'" in capsys.readouterr().err
