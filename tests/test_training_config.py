@@ -13,7 +13,6 @@ import pytest
 
 from leapt.cli import main as leapt_main
 from leapt.config import ConfigError
-from tests.test_training_data import write_sft_dataset
 from training.launch_check import (
     check_accelerate_file,
     check_launch,
