@@ -1,0 +1,200 @@
+"""Completions endpoint of an OpenAI-compatible server (vLLM, SGLang, ...) as a Backend.
+
+A cluster that already serves the teacher can run LeaP without loading the
+model again.  Why it is built this way:
+
+* One HTTP request per path (each has its own seed), all sent at once from a
+  bounded thread pool so the server's continuous batching sees every path of
+  every problem together.
+* The context goes out as token ids when the server accepts them (vLLM does)
+  and the new tokens come back as ids (vLLM's ``return_token_ids``), so paths
+  are continued exactly as with the offline engine.  Servers without these
+  get the decoded text and their output is tokenized locally: a fallback that
+  may differ by a token at a boundary, decided once by a probe at load time.
+* Sampling knobs vLLM accepts beyond the OpenAI schema (``top_k``, ``min_p``,
+  ``include_stop_str_in_output``, ``skip_special_tokens``) ride in the body.
+* The API key comes from the environment variable named in the config and is
+  only ever put in the Authorization header, never in messages or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from inference.args import ModelArguments
+from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
+from inference.backends.vllm_offline import map_finish, result_from_ids
+
+#: most requests in flight at once (the server queues the rest of a round anyway)
+MAX_CONCURRENCY = 64
+#: attempts for connection failures and 429/5xx answers, with exponential back-off
+ATTEMPTS = 3
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class OpenAIBackendError(RuntimeError):
+    """A server error or unreachable server, always naming the URL."""
+
+
+class OpenAIBackend:
+    """Backend that sends every request to ``{api_base}/completions``."""
+
+    def __init__(
+        self,
+        model_args: ModelArguments,
+        tokenizer: Any,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.model_name = model_args.model
+        self.served_name = model_args.served_model_name or model_args.model
+        self.base_url = model_args.api_base.rstrip("/")
+        headers = {}
+        api_key = os.environ.get(model_args.api_key_env)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.client = client or httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(model_args.request_timeout, connect=30.0),
+            limits=httpx.Limits(max_connections=MAX_CONCURRENCY),
+        )
+        eos_id = tokenizer.eos_token_id
+        self._eos_text = tokenizer.decode([eos_id]) if eos_id is not None else ""
+        self.max_model_len: int | None = None
+        #: what the probe found the server to support (vLLM: both True)
+        self.token_prompts = True
+        self.returns_token_ids = True
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One JSON call with retries on transient failures; errors name the URL."""
+        url = f"{self.base_url}{path}"
+        for attempt in range(ATTEMPTS):
+            last = attempt == ATTEMPTS - 1
+            try:
+                response = self.client.request(method, url, json=body)
+            except httpx.TimeoutException as exc:
+                raise OpenAIBackendError(f"request to {url} timed out ({exc})") from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise OpenAIBackendError(f"cannot reach {url}: {exc}") from exc
+            else:
+                if response.status_code < 400:
+                    return response.json()
+                if response.status_code not in _RETRY_STATUS or last:
+                    raise OpenAIBackendError(
+                        f"{url} answered HTTP {response.status_code}: {response.text[:500]}"
+                    )
+            time.sleep(2**attempt)
+        raise AssertionError("unreachable")
+
+    def probe(self) -> None:
+        """Check the server serves our model and learn whether it speaks token ids."""
+        models = self._call("GET", "/models").get("data", [])
+        card = next((m for m in models if m.get("id") == self.served_name), None)
+        if card is None:
+            served = ", ".join(str(m.get("id")) for m in models) or "none"
+            raise OpenAIBackendError(
+                f"{self.base_url} does not serve model '{self.served_name}' (serves: {served}); "
+                "set 'served_model_name'"
+            )
+        self.max_model_len = card.get("max_model_len")
+        ids = self.tokenizer.encode("Hello", add_special_tokens=False)
+        body = {"model": self.served_name, "prompt": ids, "max_tokens": 1, "return_token_ids": True}
+        try:
+            choice = self._call("POST", "/completions", body)["choices"][0]
+        except OpenAIBackendError:
+            self.token_prompts = False
+            body["prompt"] = self.tokenizer.decode(ids)
+            choice = self._call("POST", "/completions", body)["choices"][0]
+        self.returns_token_ids = choice.get("token_ids") is not None
+
+    # -- generation ---------------------------------------------------------
+
+    def _body(self, request: GenerationRequest, sampling: SamplingSettings) -> dict:
+        max_tokens = request.max_tokens
+        if self.max_model_len is not None:
+            max_tokens = min(max_tokens, self.max_model_len - len(request.token_ids))
+        prompt: list[int] | str = list(request.token_ids)
+        if not self.token_prompts:
+            prompt = self.tokenizer.decode(request.token_ids, skip_special_tokens=False)
+        body: dict[str, Any] = {
+            "model": self.served_name,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "seed": request.seed,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k if sampling.top_k > 0 else -1,
+            "min_p": sampling.min_p,
+            "include_stop_str_in_output": True,
+            "skip_special_tokens": False,
+            "return_token_ids": True,
+        }
+        if request.stop:
+            body["stop"] = list(request.stop)
+        return body
+
+    def _one(self, request: GenerationRequest, sampling: SamplingSettings) -> GenerationResult:
+        room = None if self.max_model_len is None else self.max_model_len - len(request.token_ids)
+        if request.max_tokens < 1 or (room is not None and room < 1):
+            return GenerationResult(token_ids=[], text="", stop_reason="length")
+        choice = self._call("POST", "/completions", self._body(request, sampling))["choices"][0]
+        return self._result(choice, request.stop)
+
+    def _result(self, choice: dict, stop: list[str]) -> GenerationResult:
+        text: str = choice.get("text") or ""
+        finish = choice.get("finish_reason")
+        if "stop_reason" in choice:  # vLLM
+            stop_reason, stop_string = map_finish(finish, choice["stop_reason"])
+        elif finish == "stop":  # other servers: a stop string, if any, ends the text
+            stop_string = next((s for s in stop if text.endswith(s)), None)
+            stop_reason = "stop" if stop_string else "eos"
+        else:
+            stop_reason, stop_string = map_finish(finish, None)
+        token_ids = choice.get("token_ids")
+        if token_ids is not None:
+            return result_from_ids(self.tokenizer, list(token_ids), stop_reason, stop_string)
+        # fallback for servers without token ids: tokenize the text they returned
+        if stop_reason == "eos" and self._eos_text and text.endswith(self._eos_text):
+            text = text[: -len(self._eos_text)]
+        token_ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return GenerationResult(
+            token_ids=token_ids, text=text, stop_reason=stop_reason, stop_string=stop_string
+        )
+
+    def generate(
+        self, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> list[GenerationResult]:
+        """Send all requests concurrently (bounded); results align with requests."""
+        if not requests:
+            return []
+        workers = min(len(requests), MAX_CONCURRENCY)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leapt-openai") as pool:
+            return list(pool.map(lambda r: self._one(r, sampling), requests))
+
+    def close(self) -> None:
+        """Close the HTTP connections (the server is not ours to stop)."""
+        self.client.close()
+
+
+def load(model_args: ModelArguments, model_path: str) -> OpenAIBackend:
+    """Connect to the server at ``model_args.api_base``; the tokenizer loads from ``model_path``."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, trust_remote_code=model_args.trust_remote_code
+    )
+    backend = OpenAIBackend(model_args, tokenizer)
+    try:
+        backend.probe()
+    except Exception:
+        backend.close()
+        raise
+    return backend

@@ -1,0 +1,73 @@
+"""Session fixtures for the real vLLM backends (a pytest plugin module).
+
+Loading vLLM costs tens of seconds on CPU, so the offline engine and the
+OpenAI server are each started once per session and shared by every test
+module that lists this module in ``pytest_plugins`` (a plugin registers its
+fixtures once, unlike a fixture imported into several modules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from inference.args import ModelArguments
+from tests.vllm_server import VLLMServer
+
+#: context cap for the tiny model: small KV-cache blocks table, fast start
+MAX_MODEL_LEN = 2048
+
+
+def tiny_model_args(model_dir: Path, backend: str, **overrides) -> ModelArguments:
+    """float32 keeps samples bit-reproducible for the seed tests."""
+    return ModelArguments(
+        model=str(model_dir),
+        backend=backend,
+        dtype="float32",
+        max_model_len=MAX_MODEL_LEN,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(tiny_model_dir: Path) -> Iterator:
+    """The offline vLLM engine on the tiny model; checks that close() frees its workers."""
+    from inference.backends import vllm_offline
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    backend = vllm_offline.load(tiny_model_args(tiny_model_dir, "vllm"), str(tiny_model_dir))
+    engine = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        # multiprocessing's resource tracker lives as long as this process, by design
+        if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    yield backend
+    backend.close()
+    _, alive = psutil.wait_procs(engine, timeout=30)
+    assert not alive, f"vLLM engine processes still running after close(): {alive}"
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir: Path, tmp_path_factory) -> Iterator[VLLMServer]:
+    """A real ``vllm.entrypoints.openai.api_server`` on 127.0.0.1 serving the tiny model."""
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    server = VLLMServer(
+        tiny_model_dir, log, "--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN)
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def openai_backend(vllm_server: VLLMServer, tiny_model_dir: Path) -> Iterator:
+    """The openai backend talking to ``vllm_server``."""
+    from inference.backends import openai_api
+
+    args = tiny_model_args(tiny_model_dir, "openai", api_base=vllm_server.base_url)
+    backend = openai_api.load(args, str(tiny_model_dir))
+    yield backend
+    backend.close()

@@ -1,0 +1,106 @@
+"""The vLLM-based backends keep the Backend contract the engine relies on.
+
+Each test runs on the offline engine (``vllm``) and on the ``openai`` backend
+talking to a real vLLM server: both must continue token ids, stop *after* a
+stop string, give N different samples for N seeds on one context, and
+replay a sample exactly for the same seed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.backends.base import GenerationRequest, SamplingSettings
+from inference.backends.vllm_offline import map_finish
+from tests.backend_fixtures import MAX_MODEL_LEN
+
+pytest_plugins = ["tests.backend_fixtures"]
+
+pytestmark = pytest.mark.slow
+
+#: the paper's sampling settings
+PAPER = SamplingSettings(temperature=0.6, top_p=0.95, top_k=40, min_p=0.0)
+
+
+@pytest.fixture(params=["vllm_backend", "openai_backend"])
+def backend(request):
+    return request.getfixturevalue(request.param)
+
+
+def chat_ids(tokenizer, question: str) -> list[int]:
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_continues_token_ids_with_faithful_text(backend):
+    tok = backend.tokenizer
+    contexts = [chat_ids(tok, "What is 17 * 23?"), chat_ids(tok, "Solve 3x + 5 = 20.")]
+    requests = [GenerationRequest(ids, max_tokens=12, seed=i) for i, ids in enumerate(contexts)]
+    results = backend.generate(requests, PAPER)
+    assert len(results) == len(requests)
+    for result in results:
+        assert result.stop_reason in ("length", "eos")
+        assert 0 < len(result.token_ids) <= 12 or result.stop_reason == "eos"
+        if result.stop_reason == "length":
+            assert len(result.token_ids) == 12
+        assert result.text == tok.decode(result.token_ids, skip_special_tokens=False)
+
+
+def test_paths_differ_and_seeds_reproduce(backend):
+    context = chat_ids(backend.tokenizer, "Find the number of minutes the walk takes.")
+    requests = [GenerationRequest(context, max_tokens=16, seed=seed) for seed in (11, 12, 13, 14)]
+    first = backend.generate(requests, PAPER)
+    assert len({tuple(r.token_ids) for r in first}) == len(requests), "N paths must differ"
+    again = backend.generate(requests, PAPER)
+    assert [r.token_ids for r in again] == [r.token_ids for r in first]
+    assert [r.text for r in again] == [r.text for r in first]
+
+
+def _stop_string_from(tokenizer, ids: list[int], text: str) -> str:
+    """A two-token piece from the middle of a sample that decodes cleanly."""
+    for start in range(len(ids) // 2, len(ids) - 1):
+        piece = tokenizer.decode(ids[start : start + 2], skip_special_tokens=False)
+        if piece.strip() and "\ufffd" not in piece and piece in text:
+            return piece
+    pytest.fail(f"no clean two-token piece in sample {text!r}")
+
+
+def test_stop_string_ends_output_and_is_included(backend):
+    tok = backend.tokenizer
+    context = chat_ids(tok, "Let me think step by step.")
+    free = backend.generate([GenerationRequest(context, max_tokens=24, seed=5)], PAPER)[0]
+    stop = _stop_string_from(tok, free.token_ids, free.text)
+
+    request = GenerationRequest(context, max_tokens=24, stop=["@@never@@", stop], seed=5)
+    stopped = backend.generate([request], PAPER)[0]
+
+    assert stopped.stop_reason == "stop"
+    assert stopped.stop_string == stop
+    # the same sample, cut right after the token that completed the first occurrence
+    assert stopped.token_ids == free.token_ids[: len(stopped.token_ids)]
+    assert stop in stopped.text
+    assert stop not in tok.decode(stopped.token_ids[:-1], skip_special_tokens=False)
+    assert stopped.text == tok.decode(stopped.token_ids, skip_special_tokens=False)
+
+
+def test_full_context_gives_empty_length_result_beside_normal_requests(backend):
+    tok = backend.tokenizer
+    normal = chat_ids(tok, "What is 2 + 2?")
+    full = (normal * (MAX_MODEL_LEN // len(normal) + 1))[:MAX_MODEL_LEN]
+    results = backend.generate(
+        [GenerationRequest(full, max_tokens=8, seed=1), GenerationRequest(normal, 8, seed=2)],
+        PAPER,
+    )
+    assert results[0].token_ids == [] and results[0].stop_reason == "length"
+    assert len(results[1].token_ids) > 0
+
+
+def test_finish_reasons_map_to_protocol():
+    assert map_finish("length", None) == ("length", None)
+    assert map_finish("stop", "</summarize>") == ("stop", "</summarize>")
+    assert map_finish("stop", None) == ("eos", None)  # the tokenizer's EOS
+    assert map_finish("stop", 151643) == ("eos", None)  # another EOS id from generation_config
+    with pytest.raises(RuntimeError, match="abort"):
+        map_finish("abort", None)
