@@ -89,7 +89,7 @@ class LeapArguments:
 
     method: str = field(default="leap", metadata={"help": f"one of {', '.join(METHODS)}"})
     n: int = field(default=4, metadata={"help": "parallel reasoning paths per problem"})
-    T: int = field(default=256, metadata={"help": "generated tokens between LeaP blocks"})
+    T: int = field(default=32, metadata={"help": "generated tokens between LeaP blocks"})
     top_k: int = field(
         default=2, metadata={"help": "peers whose summaries each path receives (router top-k)"}
     )
@@ -98,10 +98,11 @@ class LeapArguments:
         default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
     )
     max_tokens: int = field(
-        default=1024, metadata={"help": "generated-token budget of a whole path"}
+        default=192,
+        metadata={"help": "generated-token budget of a whole path (summaries count against it)"},
     )
     forced_answer_tokens: int = field(
-        default=32, metadata={"help": "tokens allowed after the forced final-answer suffix"}
+        default=16, metadata={"help": "tokens allowed after the forced final-answer suffix"}
     )
     temperature: float = field(default=0.6, metadata={"help": "sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
