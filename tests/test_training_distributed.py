@@ -1,0 +1,121 @@
+"""`accelerate launch` with 2 CPU processes under DeepSpeed ZeRO-2 and ZeRO-3, as on a cluster.
+
+The shipped accelerate YAMLs are used as is (only the process count and port
+are overridden on the command line, as slurm/train.sbatch does).  On a machine
+without GPUs `leapt train` runs DeepSpeed on CPU with the gloo backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_training_data import write_sft_dataset
+from training.sft import FINISHED_MARKER
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accelerate_launch(accelerate_config: Path, *train_args: str) -> subprocess.CompletedProcess:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(accelerate_config),
+    ]
+    cmd += ["--num_processes", "2", "--main_process_port", str(port), "-m", "training.sft"]
+    return subprocess.run(
+        [*cmd, *train_args], cwd=REPO, env=env, capture_output=True, text=True, timeout=400
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_deepspeed_two_processes_train_and_save_a_loadable_checkpoint(
+    zero, tiny_model_dir, tmp_path
+):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    data = write_sft_dataset(tmp_path / "data", n=8)
+    out = tmp_path / "out"
+    proc = accelerate_launch(
+        REPO / "configs" / "accelerate" / f"{zero}.yaml",
+        "--config",
+        str(SMOKE),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / FINISHED_MARKER).read_text())
+    assert record["hyperparameters"]["world_size"] == 2
+    assert record["hyperparameters"]["global_batch_size"] == 4
+
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    trained_params = dict(trained.named_parameters())
+    assert trained_params.keys() == dict(base.named_parameters()).keys()
+    changed = [
+        name
+        for name, param in base.named_parameters()
+        if not torch.equal(param, trained_params[name])
+    ]
+    assert changed, "the saved weights are the untrained base weights"
+    ids = torch.tensor([[5, 17, 42]])
+    assert trained.generate(ids, max_new_tokens=4, do_sample=False).shape[1] > 3
+
+
+@pytest.mark.slow
+def test_mismatched_deepspeed_json_stops_every_rank_before_the_model(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text(
+        json.dumps({"train_micro_batch_size_per_gpu": 8, "zero_optimization": {"stage": 2}})
+    )
+    acc = tmp_path / "acc.yaml"
+    acc.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n"
+        f"deepspeed_config:\n  deepspeed_config_file: {ds}\nnum_machines: 1\nuse_cpu: false\n"
+    )
+    data = write_sft_dataset(tmp_path / "data", n=2)
+    proc = accelerate_launch(
+        acc,
+        "--config",
+        str(SMOKE),
+        "--model_name_or_path",
+        "/nonexistent/model-never-loaded",
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode != 0
+    assert "train_micro_batch_size_per_gpu=8 but the recipe has per_device_train_batch_size=2" in (
+        proc.stderr
+    )
