@@ -152,9 +152,14 @@ def check_accelerate_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: distributed_type DEEPSPEED needs deepspeed_config.deepspeed_config_file"
         )
-    ds_path = Path(ds_file)
-    if not ds_path.is_absolute() and not ds_path.exists():
-        ds_path = path.parent.parent.parent / ds_file  # repo-relative, like the shipped configs
+    # accelerate reads it relative to the launch directory: the repository root for ours
+    candidates = [Path(ds_file), path.resolve().parent.parent.parent / ds_file]
+    ds_path = next((c for c in candidates if c.is_file()), None)
+    if ds_path is None:
+        raise ConfigError(
+            f"{path}: deepspeed_config_file {ds_file} not found (relative paths are read from "
+            "the directory you launch in; run from the repository root)"
+        )
     ds = load_deepspeed_json(ds_path)
     ignored = {
         "zero_stage",
@@ -175,3 +180,21 @@ def check_accelerate_file(path: str | Path) -> dict[str, Any]:
             f"{path}: zero3_init_flag is true but {ds_file} uses ZeRO stage {zero_stage(ds)}"
         )
     return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.launch_check ACCELERATE.yaml...``: pre-flight check for Slurm jobs."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    try:
+        for path in paths:
+            check_accelerate_file(path)
+    except ConfigError as exc:
+        print(f"leapt train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
