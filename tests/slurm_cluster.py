@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -271,6 +272,19 @@ def start_cluster(root: Path) -> SlurmCluster:
         cluster.stop()
         raise
     return cluster
+
+
+def job_env() -> dict[str, str]:
+    """Environment for the jobs: our venv via LEAPT_VENV, nothing from the network."""
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "activate").is_file():
+        pytest.skip(f"tests must run inside a virtual environment (sys.prefix={venv})")
+    return {
+        "LEAPT_VENV": str(venv),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 @pytest.fixture(scope="session")

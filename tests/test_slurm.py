@@ -8,14 +8,13 @@ command line because the test node has no GPU and few CPUs.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
-from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
+from tests.slurm_cluster import SlurmCluster, job_env, slurm_cluster  # noqa: F401 (fixture)
 
 SLURM_DIR = REPO_ROOT / "slurm"
 #: what a CPU-only test node can grant in place of the scripts' GPU defaults
@@ -23,19 +22,6 @@ CPU_NODE = ("--gpus-per-node=0", "--cpus-per-task=1")
 JOB_TIMEOUT = 240.0
 
 pytestmark = pytest.mark.slow
-
-
-def job_env() -> dict[str, str]:
-    """Environment for the jobs: our venv via LEAPT_VENV, nothing from the network."""
-    venv = Path(sys.prefix)
-    if not (venv / "bin" / "activate").is_file():
-        pytest.skip(f"tests must run inside a virtual environment (sys.prefix={venv})")
-    return {
-        "LEAPT_VENV": str(venv),
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
 
 
 def read_ids(traces: Path) -> list[str]:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
-from tests.test_slurm import JOB_TIMEOUT, job_env
+from tests.slurm_cluster import SlurmCluster, job_env, slurm_cluster  # noqa: F401 (fixture)
 from tests.test_training_data import write_sft_dataset
 from training.sft import FINISHED_MARKER
 
@@ -59,7 +58,7 @@ def test_train_sbatch_runs_deepspeed_across_two_processes(
             "CUDA_VISIBLE_DEVICES": "",
         },
     )
-    state = slurm_cluster.wait(job, timeout=2 * JOB_TIMEOUT)[job]
+    state = slurm_cluster.wait(job, timeout=480)[job]
     text = log.read_text() if log.exists() else "(no log)"
     assert state["JobState"] == "COMPLETED", f"{state['ExitCode']}\n{text[-4000:]}"
     record = json.loads((out / FINISHED_MARKER).read_text())
