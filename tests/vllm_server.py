@@ -40,6 +40,13 @@ class VLLMServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> VLLMServer:
+        """Launch and wait until healthy."""
+        self.launch()
+        self.wait_healthy()
+        return self
+
+    def launch(self) -> VLLMServer:
+        """Start the process without waiting, so other slow set-up can overlap its start."""
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         command = [
@@ -58,10 +65,9 @@ class VLLMServer:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        self._wait_healthy()
         return self
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
         health = f"http://127.0.0.1:{self.port}/health"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
