@@ -149,3 +149,17 @@ def test_wandb_offline_run_writes_its_files(tiny_model_dir, sft_data, tmp_path, 
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb")), sorted(p.name for p in runs[0].iterdir())
+
+
+def test_loss_masks_survive_trl_packing(tiny_model_dir, sft_data, tmp_path):
+    from training.dataset import IGNORE_INDEX
+    from training.recipe import parse_recipe
+    from training.sft import build_trainer
+
+    argv = smoke_argv(tiny_model_dir, sft_data, tmp_path / "p", "--packing", "true")
+    trainer, _, stats = build_trainer(*parse_recipe(argv))
+    packed = trainer.train_dataset
+    assert len(packed) < stats.kept  # several paths share one packed row
+    assert sum(len(ids) for ids in packed["input_ids"]) == stats.tokens
+    trained = sum(label != IGNORE_INDEX for row in packed["labels"] for label in row)
+    assert trained == stats.trained_tokens

@@ -135,12 +135,15 @@ def _push(out_dir: Path, repo_id: str, private: bool | None) -> None:
     _say(f"pushed {out_dir} to https://huggingface.co/{repo_id}")
 
 
-def train(script, args, model_args) -> Path:
-    """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
+def build_trainer(script, args, model_args):
+    """Check and prepare the data, then load the model into an SFTTrainer.
+
+    Returns ``(trainer, tokenizer, PrepareStats)``; everything that can fail on
+    user input fails before the model is loaded.
+    """
     from trl import SFTTrainer, get_peft_config
 
     from training.dataset import load_sft_dataset
-    from training.model_card import card_hyperparameters, render_card
 
     out_dir = Path(args.output_dir)
     if (out_dir / FINISHED_MARKER).exists():
@@ -158,18 +161,12 @@ def train(script, args, model_args) -> Path:
     ]
     (train_set, stats), eval_set = prepared[0], (prepared[1][0] if len(prepared) > 1 else None)
 
-    push = args.push_to_hub
-    args.push_to_hub = False  # published once at the end, with our card, not at every save
     init_kwargs = dict(args.model_init_kwargs or {})
     init_kwargs.setdefault("revision", model_args.model_revision)
     init_kwargs.setdefault("dtype", model_args.dtype or ("bfloat16" if args.bf16 else "float32"))
     if model_args.attn_implementation:
         init_kwargs.setdefault("attn_implementation", model_args.attn_implementation)
     args.model_init_kwargs = init_kwargs
-    resume = _resume_checkpoint(args, script.auto_resume)
-    if resume:
-        _say(f"resuming from {resume}")
-
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=args,
@@ -178,6 +175,20 @@ def train(script, args, model_args) -> Path:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    return trainer, tokenizer, stats
+
+
+def train(script, args, model_args) -> Path:
+    """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
+    from training.model_card import card_hyperparameters, render_card
+
+    out_dir = Path(args.output_dir)
+    push = args.push_to_hub
+    args.push_to_hub = False  # published once at the end, with our card, not at every save
+    trainer, tokenizer, stats = build_trainer(script, args, model_args)
+    resume = _resume_checkpoint(args, script.auto_resume)
+    if resume:
+        _say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir))
     trainer.accelerator.wait_for_everyone()
