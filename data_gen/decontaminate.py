@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.problems import Problem
+from leapt.config import ConfigError
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
@@ -91,22 +92,34 @@ def decontaminate(
     return clean, dropped
 
 
-def load_benchmark_problems(source: str) -> list[Problem]:
-    """Problems of a benchmark named in the eval registry, or of a local json/jsonl/parquet file."""
+def load_benchmark_problems(source: str) -> tuple[str, list[Problem]]:
+    """``(label, problems)`` of one ``decontam_benchmarks`` entry.
+
+    An entry is an eval registry name (``aime24``), a registry name with a
+    local replacement (``aimo25=path/to/file.json``, for sets without a Hub
+    copy), or a local json/jsonl/parquet file.
+    """
+    from eval.benchmarks import load_benchmark
+    from inference.args import DataArguments
     from inference.problems import load_problems
 
-    from inference.args import DataArguments
-
-    if Path(source).suffix.lower() in (".json", ".jsonl", ".parquet"):
-        return load_problems(DataArguments(problems=source))
-    from eval.benchmarks import load_benchmark
-
-    return load_benchmark(source)
+    name, sep, local = source.partition("=")
+    path = local if sep else source
+    is_file = bool(sep) or Path(source).suffix.lower() in (".json", ".jsonl", ".parquet")
+    if is_file and not Path(path).is_file():
+        raise ConfigError(
+            f"benchmark file {path} does not exist (key 'decontam_benchmarks', entry {source!r})"
+        )
+    if sep:
+        return name, load_benchmark(name, local=local)
+    if is_file:
+        return source, load_problems(DataArguments(problems=source))
+    return source, load_benchmark(source)
 
 
 def build_index(sources: Sequence[str], n: int) -> NgramIndex:
     """An index over every benchmark in ``sources`` (registry names or local files)."""
     index = NgramIndex(n)
     for source in sources:
-        index.add(source, load_benchmark_problems(source))
+        index.add(*load_benchmark_problems(source))
     return index

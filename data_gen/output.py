@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data_gen.sft_format import COLUMNS
 from leapt.config import ConfigError
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
@@ -69,7 +70,9 @@ def write_dataset(out_dir: str | Path, rows: Sequence[dict[str, Any]], stats: di
     target = out / DATA_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    Dataset.from_list(sort_rows(rows), features=features()).to_parquet(str(tmp))
+    rows = sort_rows(rows)
+    columns = {name: [row[name] for row in rows] for name in COLUMNS}  # keeps the schema if empty
+    Dataset.from_dict(columns, features=features()).to_parquet(str(tmp))
     os.replace(tmp, target)
     atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     return out

@@ -72,3 +72,21 @@ def test_real_benchmark_file_catches_a_verbatim_aime24_problem(reference_data):
 def test_bad_ngram_length_is_rejected():
     with pytest.raises(ValueError, match="n-gram"):
         NgramIndex(0)
+
+
+def test_registry_name_with_a_local_replacement_labels_drops_by_name(reference_data):
+    import json
+
+    aimo = json.loads((reference_data / "aimo_2025.json").read_text())
+    index = build_index([f"aimo25={reference_data / 'aimo_2025.json'}"], n=8)
+    leaked = Problem(id="x", problem=aimo[0]["problem"], answer=str(aimo[0]["answer"]))
+    (hit,) = decontaminate([leaked], index)[1]
+    assert (hit.benchmark, hit.benchmark_id) == ("aimo25", str(aimo[0]["id"]))
+
+
+def test_missing_benchmark_file_names_the_key(tmp_path):
+    from leapt.config import ConfigError
+
+    for entry in (str(tmp_path / "nope.json"), f"aimo25={tmp_path / 'nope.json'}"):
+        with pytest.raises(ConfigError, match="decontam_benchmarks"):
+            build_index([entry], n=8)

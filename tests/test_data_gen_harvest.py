@@ -21,30 +21,52 @@ from pathlib import Path
 import pytest
 
 from data_gen.cli import main as generate
-from data_gen.output import DATA_FILE
+from data_gen.decontaminate import normalize_words
+from data_gen.output import DATA_FILE, read_dataset_dir
+from inference.problems import synthetic_problems
 from inference.trace import TraceFile
 from leapt.cli import main as leapt
 
-PROBLEMS = 4
+SOURCE_PROBLEMS = 4
+#: one synthetic problem is also in the "benchmark" below and must be decontaminated away
+PROBLEMS = SOURCE_PROBLEMS - 1
 PATHS = 2
 
 
-def argv(model: Path, out: Path, *extra: str) -> list[str]:
+@pytest.fixture(scope="module")
+def benchmark_file(tmp_path_factory) -> Path:
+    """A local eval set holding synthetic problem 1 (and an unrelated one)."""
+    leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]
+    path = tmp_path_factory.mktemp("bench") / "bench.jsonl"
+    rows = [
+        {"id": "b-1", "problem": leaked.problem, "answer": leaked.answer},
+        {"id": "b-2", "problem": "How many primes are below 20?", "answer": "8"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def argv(model: Path, out: Path, bench: Path, *extra: str) -> list[str]:
     return [
-        "--source", "synthetic", "--num_synthetic", str(PROBLEMS),
+        "--source", "synthetic", "--num_synthetic", str(SOURCE_PROBLEMS),
         "--model", str(model), "--backend", "hf", "--hf_batch_size", "1",
         "--method", "leap", "--n", str(PATHS), "--top_k", "1", "--T", "12",
         "--summary_max_tokens", "6", "--max_tokens", "30", "--forced_answer_tokens", "3",
         "--filter_correct", "false", "--filter_summaries", "false",
-        "--filter_natural_end", "false", "--decontaminate", "false",
+        "--filter_natural_end", "false",
+        "--decontaminate", "true", "--decontam_benchmarks", str(bench),
         "--output_dir", str(out), *extra,
     ]  # fmt: skip
 
 
 def rows_of(directory: Path) -> list[dict]:
+    """The dataset as a user loads it (a fresh cache: datasets may reuse a stale one)."""
+    import tempfile
+
     import datasets
 
-    return list(datasets.load_dataset(str(directory), split="train"))
+    with tempfile.TemporaryDirectory() as cache:
+        return list(datasets.load_dataset(str(directory), split="train", cache_dir=cache))
 
 
 def canonical(rows: list[dict]) -> set[str]:
@@ -52,9 +74,9 @@ def canonical(rows: list[dict]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def plain_run(tiny_model_dir, tmp_path_factory) -> Path:
+def plain_run(tiny_model_dir, benchmark_file, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generate") / "plain"
-    assert generate(argv(tiny_model_dir, out)) == 0
+    assert generate(argv(tiny_model_dir, out, benchmark_file)) == 0
     return out
 
 
@@ -83,15 +105,24 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
         assert any(s["kind"] == "peer" for s in segments)  # the peer filter was on
     card = (plain_run / "README.md").read_text()
     assert f"**{counts['kept']} rows kept**" in card and "synthetic" in card
+    # the leaked problem was never harvested, and the report says why
+    leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]
+    assert leaked.id not in {r["id"] for r in rows}
+    decon = stats["decontamination"]
+    assert decon["checked"] == SOURCE_PROBLEMS and decon["dropped"] == 1
+    (hit,) = decon["dropped_problems"]
+    assert (hit["id"], hit["benchmark_id"]) == (leaked.id, "b-1")
+    assert hit["ngram"] == " ".join(normalize_words(leaked.problem))
+    assert leaked.id in card
     # the grader ran during harvest even though its filter was off
     traces = list(TraceFile(plain_run / "raw" / "shard-0-of-1" / "traces.jsonl"))
     assert len(traces) == PROBLEMS
     assert all(p.correct is not None for t in traces for p in t.paths)
 
 
-def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir):
+def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir, benchmark_file):
     before = (plain_run / DATA_FILE).read_bytes()
-    assert generate(argv(tiny_model_dir, plain_run)) == 0
+    assert generate(argv(tiny_model_dir, plain_run, benchmark_file)) == 0
     assert (plain_run / DATA_FILE).read_bytes() == before
     assert len((plain_run / "raw" / "shard-0-of-1" / "traces.jsonl").read_text().splitlines()) == (
         PROBLEMS
@@ -99,11 +130,13 @@ def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir):
 
 
 @pytest.mark.slow
-def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, tmp_path):
+def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, benchmark_file, tmp_path):
     out = tmp_path / "sharded"
     for shard in ("0/2", "1/2"):
-        assert generate(argv(tiny_model_dir, out, "--shard", shard)) == 0
-    shard_ids = [{r["id"] for r in rows_of(out / f"shard-{i}-of-2")} for i in range(2)]
+        assert generate(argv(tiny_model_dir, out, benchmark_file, "--shard", shard)) == 0
+    # shard 1 holds only the decontaminated problem: an empty shard is still a valid dataset
+    # (read with pyarrow: datasets refuses to load a split with no rows)
+    shard_ids = [{r["id"] for r in read_dataset_dir(out / f"shard-{i}-of-2")[0]} for i in range(2)]
     assert not shard_ids[0] & shard_ids[1]
     merged = tmp_path / "merged"
     assert generate(["merge", str(out), "--output-dir", str(merged)]) == 0
@@ -122,12 +155,12 @@ def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, tmp_pa
 
 @pytest.mark.slow
 def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
-    plain_run, tiny_model_dir, tmp_path
+    plain_run, tiny_model_dir, benchmark_file, tmp_path
 ):
     out = tmp_path / "killed"
     traces = out / "raw" / "shard-0-of-1" / "traces.jsonl"
     cmd = [sys.executable, "-m", "leapt.cli", "generate"]
-    cmd += argv(tiny_model_dir, out, "--concurrent_problems", "1")
+    cmd += argv(tiny_model_dir, out, benchmark_file, "--concurrent_problems", "1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -143,7 +176,7 @@ def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
     with open(traces, "a") as fh:  # a write cut off mid-line
         fh.write(lines[0][: len(lines[0]) // 2])
 
-    assert generate(argv(tiny_model_dir, out)) == 0
+    assert generate(argv(tiny_model_dir, out, benchmark_file)) == 0
     ids = [json.loads(line)["id"] for line in traces.read_text().splitlines()]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == PROBLEMS
     assert canonical(rows_of(out)) == canonical(rows_of(plain_run))
@@ -162,6 +195,7 @@ def test_column_mismatch_fails_before_the_teacher_loads(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "'answer'" in err and str(source) in err
+    assert "Traceback" not in err
     assert not (tmp_path / "out" / "raw").exists()
 
 
