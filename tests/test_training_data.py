@@ -168,3 +168,28 @@ def test_inconsistent_row_is_rejected_naming_the_row(tokenizer):
     bad["messages"][-1]["content"] += " extra"
     with pytest.raises(ConfigError, match="row 1: the assistant message"):
         prepare_dataset(Dataset.from_list([leap_row(2, 2), bad]), tokenizer, max_length=None)
+
+
+def test_a_leapt_generate_output_folder_trains_on_the_model_text_only(tmp_path, tokenizer):
+    """The real `leapt generate` writer (parquet under data/ beside stats.json and raw jsonl)."""
+    from data_gen.output import write_dataset
+    from data_gen.sft_format import to_row
+    from inference.trace import PathRecord, Segment, Trace
+
+    row = leap_row(4, 5)
+    prompt_messages = row["messages"][:-1]
+    rendered = tokenizer.apply_chat_template(
+        prompt_messages, add_generation_prompt=True, tokenize=False
+    )
+    segments = [Segment("prompt", rendered)] + [Segment(**s) for s in row["segments"][1:]]
+    trace = Trace(id="p1", problem="What is 4 + 5?", answer="9", model="teacher")
+    trace.paths = [PathRecord(segments=segments, final_answer="9", correct=True)]
+    out = write_dataset(tmp_path / "gen", [to_row(trace, 0, prompt_messages, "synthetic")], {})
+    (out / "raw").mkdir()
+    (out / "raw" / "traces.jsonl").write_text(trace.to_json() + "\n")
+
+    dataset = load_sft_dataset(str(out))
+    prepared, stats = prepare_dataset(dataset, tokenizer, max_length=None, train_on_eos=False)
+    assert (stats.examples, stats.kept, stats.prompt_differs) == (1, 1, 0)
+    labels = [t for t in prepared[0]["labels"] if t != IGNORE_INDEX]
+    assert tokenizer.decode(labels) == "".join(s.text for s in segments if s.kind == "model")

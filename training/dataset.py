@@ -41,25 +41,30 @@ class PrepareStats:
     dropped_nothing_to_train: int = 0
     tokens: int = 0
     trained_tokens: int = 0
+    #: rows whose prompt segment is neither the user text nor the student's rendering of it
+    #: (teacher and student chat templates differ); the student's rendering is used
+    prompt_differs: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 def _local_data_files(path: Path) -> tuple[str, list[str]]:
-    """Pick the loader and the files of a local dataset directory or single file."""
+    """Pick the loader and the files of a local dataset directory or single file.
+
+    Parquet wins over jsonl over json, so a `leapt generate` folder (parquet
+    under data/, plus stats.json and raw trace jsonl) or a folder of its shards
+    loads its rows and nothing else.
+    """
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    by_format: dict[str, list[str]] = {}
+    by_suffix: dict[str, list[str]] = {}
     for file in files:
-        fmt = _LOCAL_FORMATS.get(file.suffix)
-        if fmt:
-            by_format.setdefault(fmt, []).append(str(file))
-    if not by_format:
-        raise ConfigError(f"dataset {path} holds no .parquet/.jsonl/.json files")
-    if len(by_format) > 1:
-        raise ConfigError(f"dataset {path} mixes parquet and json files; keep one format")
-    ((fmt, data_files),) = by_format.items()
-    return fmt, data_files
+        if not file.name.startswith("."):
+            by_suffix.setdefault(file.suffix, []).append(str(file))
+    for suffix, fmt in _LOCAL_FORMATS.items():
+        if by_suffix.get(suffix):
+            return fmt, by_suffix[suffix]
+    raise ConfigError(f"dataset {path} holds no .parquet/.jsonl/.json files")
 
 
 def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str | None = None):
@@ -115,12 +120,18 @@ def _check_row(row: dict[str, Any], index: int) -> tuple[list[dict], list[dict]]
     return messages[:-1], segments
 
 
-def render_prompt_ids(tokenizer, prompt_messages: Sequence[dict]) -> list[int]:
-    """Token ids of the prompt as the engine sends it: chat template + generation prompt."""
-    text = tokenizer.apply_chat_template(
+def render_prompt_text(tokenizer, prompt_messages: Sequence[dict]) -> str:
+    """The prompt as the engine sends it to the student: chat template + generation prompt."""
+    return tokenizer.apply_chat_template(
         list(prompt_messages), add_generation_prompt=True, tokenize=False
     )
-    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def render_prompt_ids(tokenizer, prompt_messages: Sequence[dict]) -> list[int]:
+    """Token ids of :func:`render_prompt_text`."""
+    return tokenizer.encode(
+        render_prompt_text(tokenizer, prompt_messages), add_special_tokens=False
+    )
 
 
 def tokenize_example(
@@ -176,6 +187,11 @@ def prepare_dataset(
     for index, row in enumerate(dataset):
         stats.examples += 1
         prompt_messages, segments = _check_row(row, index)
+        if segments[0]["text"] not in (
+            prompt_messages[-1]["content"],
+            render_prompt_text(tokenizer, prompt_messages),
+        ):
+            stats.prompt_differs += 1
         example = tokenize_example(tokenizer, prompt_messages, segments, loss_on, train_on_eos)
         if max_length is not None and len(example["input_ids"]) > max_length:
             if overlong == "drop":

@@ -81,6 +81,12 @@ def _prepare_split(script, args, tokenizer, raw, split: str):
         f"{stats.dropped_nothing_to_train} with nothing to train on dropped; "
         f"{stats.trained_tokens}/{stats.tokens} tokens carry loss"
     )
+    if stats.prompt_differs:
+        _say(
+            f"warning: {stats.prompt_differs} rows have a prompt segment that differs from this "
+            "tokenizer's chat template (teacher and student templates differ?); "
+            "training uses the student's template, as inference will"
+        )
     return dataset, stats
 
 
