@@ -64,7 +64,8 @@ class TrainScriptArguments(ScriptArguments):
     )
 
 
-def _hub_token() -> str | None:
+def hub_token() -> str | None:
+    """The Hub token from the environment (never from a recipe or the command line)."""
     return next((os.environ[k] for k in HUB_TOKEN_ENV if os.environ.get(k)), None)
 
 
@@ -102,7 +103,7 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
     if args.push_to_hub:
         if not args.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id (the repo to publish to)")
-        if not _hub_token():
+        if not hub_token():
             raise ConfigError("push_to_hub needs a token in the HF_TOKEN environment variable")
     if args.max_length is not None and args.max_length <= 0:
         raise ConfigError(f"max_length must be positive, got {args.max_length}")

@@ -12,15 +12,12 @@ input fails in seconds with a message naming the key, file or row.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
-
-logger = logging.getLogger("leapt.train")
 
 #: written last; its presence marks a finished run that must not be overwritten
 FINISHED_MARKER = "leapt_training.json"
@@ -128,9 +125,9 @@ def _push(out_dir: Path, repo_id: str, private: bool | None) -> None:
     """Publish the finished folder (not intermediate checkpoints); token only from env."""
     from huggingface_hub import HfApi
 
-    from training.recipe import _hub_token
+    from training.recipe import hub_token
 
-    api = HfApi(token=_hub_token())
+    api = HfApi(token=hub_token())
     api.create_repo(repo_id, exist_ok=True, private=private)
     api.upload_folder(
         repo_id=repo_id,
