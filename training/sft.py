@@ -188,6 +188,8 @@ def train(script, args, model_args) -> Path:
     out_dir = Path(args.output_dir)
     push = args.push_to_hub
     args.push_to_hub = False  # published once at the end, with our card, not at every save
+    if "wandb" in (args.report_to or []):
+        os.environ.setdefault("WANDB_PROJECT", "leapt")  # WANDB_MODE=offline works without network
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
     resume = _resume_checkpoint(args, script.auto_resume)
     if resume:
