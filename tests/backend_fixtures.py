@@ -14,22 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from inference.args import ModelArguments
-from tests.vllm_server import VLLMServer
-
-#: context cap for the tiny model: small KV-cache blocks table, fast start
-MAX_MODEL_LEN = 2048
-
-
-def tiny_model_args(model_dir: Path, backend: str, **overrides) -> ModelArguments:
-    """float32 keeps samples bit-reproducible for the seed tests."""
-    return ModelArguments(
-        model=str(model_dir),
-        backend=backend,
-        dtype="float32",
-        max_model_len=MAX_MODEL_LEN,
-        **overrides,
-    )
+from tests.vllm_server import MAX_MODEL_LEN, VLLMServer, tiny_model_args
 
 
 @pytest.fixture(scope="session")

