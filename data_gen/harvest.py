@@ -25,7 +25,7 @@ from typing import Any
 from data_gen.args import GenerateArguments
 from data_gen.card import render_card
 from data_gen.decontaminate import build_index, decontaminate
-from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace
+from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace, filter_traces
 from data_gen.output import atomic_write_text, write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
@@ -142,32 +142,37 @@ def harvest(
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
     pending = wanted - traces_file.done_ids()
+    settings = filter_settings(args, leap_args, protocol)
     own_backend = backend is None and bool(pending)
     if own_backend:
         from inference.backends import load_backend
 
         backend = load_backend(model_args)
     try:
-        if pending:
-            run_inference(
-                model_args,
-                leap_args,
-                args.data_arguments(str(raw_dir)),
-                problems=mine,
-                backend=backend,
-                output_dir=raw_dir,
-                grade=make_grader(leap_args.task),
-                progress=progress,
-            )
         tokenizer = backend.tokenizer if backend is not None else load_tokenizer(model_args)
+        count_tokens = token_counter(tokenizer)
+        if pending:
+            live = LiveCounts(settings, count_tokens, len(pending), progress)
+            try:
+                run_inference(
+                    model_args,
+                    leap_args,
+                    args.data_arguments(str(raw_dir)),
+                    problems=mine,
+                    backend=backend,
+                    output_dir=raw_dir,
+                    grade=make_grader(leap_args.task),
+                    progress=progress,
+                    on_trace=live,
+                )
+            finally:
+                live.close()
     finally:
         if own_backend:
             backend.close()
 
     traces = [t for t in TraceFile(raw_dir / "traces.jsonl") if t.id in wanted]
-    result = filter_with_progress(
-        traces, filter_settings(args, leap_args, protocol), token_counter(tokenizer), progress
-    )
+    result = filter_traces(traces, settings, count_tokens)
     check = PromptCheck(protocol, tokenizer, leap_args.task)
     rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
     teacher = traces[0].model if traces else model_args.model
@@ -206,19 +211,31 @@ def harvest(
     return stats
 
 
-def filter_with_progress(
-    traces: list[Trace],
-    settings: FilterSettings,
-    count_tokens: Callable[[str], int],
-    progress: bool,
-) -> FilterResult:
-    """Filter ``traces`` behind a progress bar showing running kept/dropped path counts."""
-    from tqdm.auto import tqdm
+class LiveCounts:
+    """Running kept/dropped path counts of the problems finished in this run, on a bar.
 
-    result = FilterResult()
-    bar = tqdm(traces, desc="filtering", unit="problem", disable=not progress)
-    for trace in bar:
-        filter_trace(result, trace, settings, count_tokens)
-        bar.set_postfix(kept=len(result.kept), dropped=sum(result.dropped.values()))
-    bar.close()
-    return result
+    Only for display: the dataset's stats are recomputed from the whole raw file.
+    """
+
+    def __init__(
+        self,
+        settings: FilterSettings,
+        count_tokens: Callable[[str], int],
+        total: int,
+        enabled: bool,
+    ):
+        from tqdm.auto import tqdm
+
+        self.settings, self.count_tokens = settings, count_tokens
+        self.result = FilterResult()
+        self.bar = tqdm(
+            total=total, desc="harvest", unit="problem", position=2, disable=not enabled
+        )
+
+    def __call__(self, trace: Trace) -> None:
+        filter_trace(self.result, trace, self.settings, self.count_tokens)
+        self.bar.update(1)
+        self.bar.set_postfix(kept=len(self.result.kept), dropped=sum(self.result.dropped.values()))
+
+    def close(self) -> None:
+        self.bar.close()

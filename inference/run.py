@@ -42,8 +42,13 @@ def run_inference(
     grade: Grader | None = None,
     progress: bool = True,
     max_concurrent_problems: int | None = None,
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary."""
+    """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary.
+
+    ``on_trace`` sees each newly finished (graded) trace right after it is written,
+    e.g. for ``leapt generate``'s running kept/dropped counts.
+    """
     from inference.answers import answer_text, extract_answer
     from inference.engine import EngineContext, run_problems
     from inference.methods import METHOD_RUNNERS
@@ -80,6 +85,8 @@ def run_inference(
                         path.correct = grade(problem, path.final_answer)
                 traces.append(trace)
                 bars.problem_done()
+                if on_trace is not None:
+                    on_trace(trace)
 
             run_problems(
                 todo,

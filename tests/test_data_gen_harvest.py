@@ -203,3 +203,17 @@ def test_column_mismatch_fails_before_the_teacher_loads(tmp_path, capsys):
 def test_bad_shard_spec_is_a_config_error(spec, tmp_path, capsys):
     assert leapt(["generate", "--shard", spec, "--output_dir", str(tmp_path)]) == 2
     assert "'shard'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "config", sorted((Path(__file__).parent.parent / "configs" / "generate").glob("*.yaml"))
+)
+def test_shipped_configs_parse(config):
+    from data_gen.args import GenerateArguments
+    from inference.args import LeapArguments, ModelArguments
+    from leapt.config import parse_config
+
+    args, _, leap_args = parse_config(
+        [GenerateArguments, ModelArguments, LeapArguments], ["--config", str(config)], "t", "t"
+    )
+    assert args.output_dir and leap_args.method in ("leap", "independent")
