@@ -107,6 +107,9 @@ def test_leapt_eval_writes_results_and_report_reproduces_them(
     assert leapt(argv) == 0
     assert {p: p.read_bytes() for p in out.rglob("traces.jsonl")} == before
 
+    # changed settings never mix into finished traces
+    assert leapt([*argv, "--T", "9"]) == 2
+
     # `leapt report` rebuilds results.json byte for byte from the traces alone
     assert leapt(["report", str(out), "--output-dir", str(tmp_path / "re")]) == 0
     assert (tmp_path / "re" / "results.json").read_bytes() == (out / "results.json").read_bytes()
