@@ -11,22 +11,42 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from leapt.config import ConfigError
+
 #: files of a dataset directory that are published
 UPLOAD_PATTERNS = ["README.md", "stats.json", "data/*.parquet"]
 
 
+class PublishError(ConfigError):
+    """Publishing failed; the dataset on disk is complete and the push can be retried."""
+
+
 def push_dataset(folder: str | Path, repo_id: str, private: bool = False) -> str:
-    """Create (if needed) the dataset repo ``repo_id`` and upload ``folder``; returns its URL."""
+    """Create (if needed) the dataset repo ``repo_id`` and upload ``folder``; returns its URL.
+
+    ``HF_ENDPOINT`` selects another Hub server (e.g. a mirror).  Failures become
+    a one-line :class:`PublishError` that never includes the token.
+    """
     from huggingface_hub import HfApi
 
-    api = HfApi(token=os.environ.get("HF_TOKEN") or None)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=str(folder),
-        allow_patterns=UPLOAD_PATTERNS,
-        commit_message="Upload LeaP SFT dataset made with leapt generate",
-    )
+    token = os.environ.get("HF_TOKEN") or None
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=str(folder),
+            allow_patterns=UPLOAD_PATTERNS,
+            commit_message="Upload LeaP SFT dataset made with leapt generate",
+        )
+    except Exception as exc:  # network, auth and Hub errors alike: report, keep the local data
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if token:
+            reason = reason.replace(token, "***")
+        raise PublishError(
+            f"could not publish {folder} to the Hub dataset {repo_id!r} (key 'push_to_hub'): "
+            f"{reason}; the local dataset is complete, rerun to retry"
+        ) from exc
     print(f"published {folder} to {url}")
     return str(url)

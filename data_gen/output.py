@@ -123,8 +123,16 @@ def merge_stats(all_stats: Sequence[dict], kept_rows: int, repeats: int) -> dict
     """Stats of a merged dataset: filter counts added, decontamination reports joined.
 
     Shards hold disjoint problems, so their counts add up to an unsharded run's;
-    ``kept`` is set to the merged row count in case the same shard was given twice.
+    an input that is the same shard of the same run as an earlier one is not
+    counted again, and ``kept``
+    is the merged row count.
     """
+    unique: dict[tuple, dict] = {}
+    for stats in all_stats:  # the same shard of the same run given twice counts once
+        key = (stats["source"], stats["teacher"], stats["method"], tuple(stats["shards"]))
+        unique.setdefault(key, stats)
+    repeated_inputs = len(all_stats) - len(unique)
+    all_stats = list(unique.values())
     merged = {k: v for k, v in all_stats[0].items() if k not in ("counts", "decontamination")}
     merged["shards"] = sorted({s for stats in all_stats for s in stats.get("shards", [])})
     counts: dict = {}
@@ -144,7 +152,11 @@ def merge_stats(all_stats: Sequence[dict], kept_rows: int, repeats: int) -> dict
         "dropped": len(dropped_problems),
         "dropped_problems": sorted(dropped_problems.values(), key=lambda d: d["id"]),
     }
-    merged["merge"] = {"inputs": len(all_stats), "repeated_rows_removed": repeats}
+    merged["merge"] = {
+        "inputs": len(all_stats) + repeated_inputs,
+        "repeated_inputs_ignored": repeated_inputs,
+        "repeated_rows_removed": repeats,
+    }
     return merged
 
 
