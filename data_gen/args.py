@@ -79,7 +79,10 @@ class GenerateArguments:
     )
     decontaminate: bool = field(
         default=True,
-        metadata={"help": "drop problems sharing a word n-gram with the eval benchmarks"},
+        metadata={
+            "help": "drop problems sharing a word n-gram with the eval benchmarks "
+            "(skipped for 'synthetic' and 'builtin:' sources)"
+        },
     )
     decontam_benchmarks: list[str] = field(
         default_factory=lambda: list(DEFAULT_BENCHMARKS),
@@ -117,6 +120,14 @@ class GenerateArguments:
         if self.decontaminate and not self.decontam_benchmarks:
             raise ConfigError("'decontaminate' is on but 'decontam_benchmarks' is empty")
         self.data_arguments()
+
+    @property
+    def checks_contamination(self) -> bool:
+        """Decontamination runs unless switched off or the problems are generated ones
+        (synthetic/built-in sets cannot leak a benchmark, and smoke runs stay offline)."""
+        return self.decontaminate and not (
+            self.source == "synthetic" or self.source.startswith("builtin:")
+        )
 
     @property
     def shard_name(self) -> str:

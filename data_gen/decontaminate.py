@@ -26,12 +26,12 @@ def normalize_words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
 
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    """Word n-grams of ``text``; a text shorter than ``n`` words is one n-gram of itself."""
+def ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    """Word n-grams of ``text`` in text order; a text shorter than ``n`` words is one n-gram."""
     words = normalize_words(text)
     if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+        return [tuple(words)] if words else []
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
 
 
 @dataclass
@@ -61,17 +61,9 @@ class NgramIndex:
             for gram in ngrams(problem.problem, self.n):
                 self._owner.setdefault(gram, (benchmark, problem.id))
 
-    def __len__(self) -> int:
-        return len(self._owner)
-
     def match(self, problem: Problem) -> Contamination | None:
         """The first (in text order) n-gram ``problem`` shares with a benchmark, if any."""
-        words = normalize_words(problem.problem)
-        if len(words) < self.n:
-            candidates = [tuple(words)] if words else []
-        else:
-            candidates = [tuple(words[i : i + self.n]) for i in range(len(words) - self.n + 1)]
-        for gram in candidates:
+        for gram in ngrams(problem.problem, self.n):
             owner = self._owner.get(gram)
             if owner is not None:
                 return Contamination(problem.id, owner[0], owner[1], " ".join(gram))

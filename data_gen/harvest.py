@@ -29,10 +29,10 @@ from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace, f
 from data_gen.output import atomic_write_text, write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
-from inference.problems import Problem, load_problems
+from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
 from inference.trace import Trace, TraceFile
-from leapt.config import to_dict
+from leapt.config import ConfigError, to_dict
 
 #: LeapArguments keys shown on the dataset card (everything that shapes the text)
 CARD_LEAP_KEYS = (
@@ -56,11 +56,6 @@ def shard_of(problem_id: str, count: int) -> int:
     """Stable shard of a problem: a hash of its id, independent of position and process."""
     digest = hashlib.sha256(problem_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % count
-
-
-def load_source(args: GenerateArguments, seed: int) -> list[Problem]:
-    """All problems of the source (ids unique: resume and shards key on them)."""
-    return load_problems(args.data_arguments(), seed=seed)
 
 
 def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol: Protocol):
@@ -94,11 +89,25 @@ class PromptCheck:
             self.tokenizer, trace.problem, trace.options, self.task
         )
         if trace.paths[index].segments[0].text != rendered:
-            raise RuntimeError(
+            raise ConfigError(
                 f"problem {trace.id}: the trace's prompt segment differs from the prompt the "
                 "protocol renders now (was the protocol file or chat template changed?)"
             )
         return [{"role": "user", "content": content}]
+
+
+def check_same_settings(traces: TraceFile, leap_args: LeapArguments) -> None:
+    """Refuse to resume into raw traces made with other LeaP settings (mixed data is unusable)."""
+    first = next(iter(traces), None)
+    if first is None:
+        return
+    current = to_dict(leap_args)
+    for key in CARD_LEAP_KEYS:
+        if key in first.config and first.config[key] != current[key]:
+            raise ConfigError(
+                f"{traces.path} holds traces made with {key}={first.config[key]!r}, "
+                f"not {current[key]!r} (key '{key}'); use a new output_dir or the old settings"
+            )
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:
@@ -129,10 +138,11 @@ def harvest(
     from inference.run import run_inference
 
     protocol = load_protocol(leap_args.protocol)
-    problems = load_source(args, leap_args.seed)
+    # a bad column mapping fails here, before any model loads; ids are unique (checked there)
+    problems = load_problems(args.data_arguments(), seed=leap_args.seed)
     mine = [p for p in problems if shard_of(p.id, args.shard_count) == args.shard_index]
     decon_report: list[dict] = []
-    if args.decontaminate:
+    if args.checks_contamination:
         index = build_index(args.decontam_benchmarks, args.decontam_ngram)
         mine, dropped = decontaminate(mine, index)
         decon_report = [d.to_dict() for d in dropped]
@@ -141,6 +151,7 @@ def harvest(
     out = Path(args.output_dir)
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
+    check_same_settings(traces_file, leap_args)
     pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
     own_backend = backend is None and bool(pending)
@@ -192,10 +203,10 @@ def harvest(
             "max_paths_per_problem": args.max_paths_per_problem,
         },
         "decontamination": {
-            "enabled": args.decontaminate,
+            "enabled": args.checks_contamination,
             "ngram": args.decontam_ngram,
-            "benchmarks": list(args.decontam_benchmarks) if args.decontaminate else [],
-            "checked": len(wanted) + len(decon_report),
+            "benchmarks": list(args.decontam_benchmarks) if args.checks_contamination else [],
+            "checked": len(wanted) + len(decon_report) if args.checks_contamination else 0,
             "dropped": len(decon_report),
             "dropped_problems": decon_report,
         },

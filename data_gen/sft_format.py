@@ -42,11 +42,6 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-def assistant_text(row: dict[str, Any]) -> str:
-    """The assistant message of a row (the last message)."""
-    return row["messages"][-1]["content"]
-
-
 def to_row(
     trace: Trace,
     index: int,

@@ -1,5 +1,8 @@
 """``leapt generate`` end to end with a tiny real model on synthetic problems.
 
+The problems are the seeded synthetic ones, written to a local file with
+renamed columns so the column mapping and the local-file source are exercised.
+
 A random tiny model almost never answers correctly, closes a summary or ends
 by itself, so these runs switch off the correctness, summary and natural-end
 filters (each is tested on hand-built traces in test_data_gen_filters.py) and
@@ -34,21 +37,26 @@ PATHS = 2
 
 
 @pytest.fixture(scope="module")
-def benchmark_file(tmp_path_factory) -> Path:
-    """A local eval set holding synthetic problem 1 (and an unrelated one)."""
-    leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]
-    path = tmp_path_factory.mktemp("bench") / "bench.jsonl"
+def files(tmp_path_factory) -> tuple[Path, Path]:
+    """(source, benchmark): the synthetic problems as a jsonl with other column names, and a
+    local eval set that holds synthetic problem 1 (plus an unrelated problem)."""
+    folder = tmp_path_factory.mktemp("inputs")
+    problems = synthetic_problems(SOURCE_PROBLEMS, 0)
+    source, bench = folder / "problems.jsonl", folder / "bench.jsonl"
+    rows = [{"uid": p.id, "question": p.problem, "solution": p.answer} for p in problems]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     rows = [
-        {"id": "b-1", "problem": leaked.problem, "answer": leaked.answer},
+        {"id": "b-1", "problem": problems[1].problem, "answer": problems[1].answer},
         {"id": "b-2", "problem": "How many primes are below 20?", "answer": "8"},
     ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return source, bench
 
 
-def argv(model: Path, out: Path, bench: Path, *extra: str) -> list[str]:
+def argv(model: Path, out: Path, files: tuple[Path, Path], *extra: str) -> list[str]:
+    source, bench = files
     return [
-        "--source", "synthetic", "--num_synthetic", str(SOURCE_PROBLEMS),
+        "--source", str(source), "--columns", "problem=question,answer=solution,id=uid",
         "--model", str(model), "--backend", "hf", "--hf_batch_size", "1",
         "--method", "leap", "--n", str(PATHS), "--top_k", "1", "--T", "12",
         "--summary_max_tokens", "6", "--max_tokens", "30", "--forced_answer_tokens", "3",
@@ -74,13 +82,13 @@ def canonical(rows: list[dict]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def plain_run(tiny_model_dir, benchmark_file, tmp_path_factory) -> Path:
+def plain_run(tiny_model_dir, files, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generate") / "plain"
-    assert generate(argv(tiny_model_dir, out, benchmark_file)) == 0
+    assert generate(argv(tiny_model_dir, out, files)) == 0
     return out
 
 
-def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_model_dir):
+def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_model_dir, files):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -104,7 +112,7 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
         assert row["problem"] in messages[0]["content"]
         assert any(s["kind"] == "peer" for s in segments)  # the peer filter was on
     card = (plain_run / "README.md").read_text()
-    assert f"**{counts['kept']} rows kept**" in card and "synthetic" in card
+    assert f"**{counts['kept']} rows kept**" in card and str(files[0]) in card
     # the leaked problem was never harvested, and the report says why
     leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]
     assert leaked.id not in {r["id"] for r in rows}
@@ -120,20 +128,28 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
     assert all(p.correct is not None for t in traces for p in t.paths)
 
 
-def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir, benchmark_file):
+def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir, files):
     before = (plain_run / DATA_FILE).read_bytes()
-    assert generate(argv(tiny_model_dir, plain_run, benchmark_file)) == 0
+    assert generate(argv(tiny_model_dir, plain_run, files)) == 0
     assert (plain_run / DATA_FILE).read_bytes() == before
     assert len((plain_run / "raw" / "shard-0-of-1" / "traces.jsonl").read_text().splitlines()) == (
         PROBLEMS
     )
 
 
+def test_resuming_with_other_leap_settings_is_refused(plain_run, tiny_model_dir, files, capsys):
+    before = (plain_run / DATA_FILE).read_bytes()
+    code = leapt(["generate", *argv(tiny_model_dir, plain_run, files, "--T", "13")])
+    assert code == 2
+    assert "'T'" in capsys.readouterr().err
+    assert (plain_run / DATA_FILE).read_bytes() == before
+
+
 @pytest.mark.slow
-def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, benchmark_file, tmp_path):
+def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, files, tmp_path):
     out = tmp_path / "sharded"
     for shard in ("0/2", "1/2"):
-        assert generate(argv(tiny_model_dir, out, benchmark_file, "--shard", shard)) == 0
+        assert generate(argv(tiny_model_dir, out, files, "--shard", shard)) == 0
     # shard 1 holds only the decontaminated problem: an empty shard is still a valid dataset
     # (read with pyarrow: datasets refuses to load a split with no rows)
     shard_ids = [{r["id"] for r in read_dataset_dir(out / f"shard-{i}-of-2")[0]} for i in range(2)]
@@ -155,12 +171,12 @@ def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, benchm
 
 @pytest.mark.slow
 def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
-    plain_run, tiny_model_dir, benchmark_file, tmp_path
+    plain_run, tiny_model_dir, files, tmp_path
 ):
     out = tmp_path / "killed"
     traces = out / "raw" / "shard-0-of-1" / "traces.jsonl"
     cmd = [sys.executable, "-m", "leapt.cli", "generate"]
-    cmd += argv(tiny_model_dir, out, benchmark_file, "--concurrent_problems", "1")
+    cmd += argv(tiny_model_dir, out, files, "--concurrent_problems", "1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -176,7 +192,7 @@ def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
     with open(traces, "a") as fh:  # a write cut off mid-line
         fh.write(lines[0][: len(lines[0]) // 2])
 
-    assert generate(argv(tiny_model_dir, out, benchmark_file)) == 0
+    assert generate(argv(tiny_model_dir, out, files)) == 0
     ids = [json.loads(line)["id"] for line in traces.read_text().splitlines()]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == PROBLEMS
     assert canonical(rows_of(out)) == canonical(rows_of(plain_run))
