@@ -8,6 +8,7 @@ so a token or other secret can never end up in a published card.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,14 @@ CARD_HYPERPARAMETERS = (
 LORA_HYPERPARAMETERS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 
 
+def _plain(value: Any) -> Any:
+    """Enum options (scheduler, optimizer) as the strings a recipe uses."""
+    return value.value if isinstance(value, Enum) else value
+
+
 def card_hyperparameters(script, args, model, world_size: int) -> dict[str, Any]:
     """The hyperparameters shown in the card and in leapt_training.json."""
-    values: dict[str, Any] = {name: getattr(args, name) for name in CARD_HYPERPARAMETERS}
+    values: dict[str, Any] = {name: _plain(getattr(args, name)) for name in CARD_HYPERPARAMETERS}
     values["world_size"] = world_size
     values["global_batch_size"] = (
         args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
