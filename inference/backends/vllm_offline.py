@@ -8,6 +8,10 @@ Why it looks the way it does:
   hits instead of recomputation.
 * All requests of a round go into one ``LLM.generate`` call, so continuous
   batching keeps the batch full across paths and problems.
+* ``data_parallel_size`` > 1 uses vLLM's own data parallelism (one engine
+  core per model copy, requests balanced by vLLM's coordinator), which the
+  ``LLM`` class refuses in one process; ``DataParallelEngine`` drives
+  ``AsyncLLM`` with the same one-call-per-round interface.
 * Each request carries its own ``SamplingParams(seed=...)``: vLLM gives
   identical samples for identical prompt + seed, so the engine's distinct
   per-path seeds are what make N paths of one problem differ.
@@ -19,8 +23,11 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import threading
+import uuid
 from typing import Any
 
 from inference.args import ModelArguments
@@ -66,14 +73,74 @@ def result_from_ids(
     )
 
 
-class VLLMOfflineBackend:
-    """Backend over an in-process ``vllm.LLM`` (engine core runs in worker processes)."""
+class SingleEngine:
+    """``vllm.LLM``: one model copy (tensor parallel inside), engine core in worker processes."""
 
-    def __init__(self, llm: Any, tokenizer: Any, model_name: str, max_model_len: int) -> None:
-        self.llm = llm
+    def __init__(self, engine_kwargs: dict[str, Any]) -> None:
+        from vllm import LLM
+
+        self.llm = LLM(**engine_kwargs)
+        self.max_model_len: int = self.llm.llm_engine.model_config.max_model_len
+
+    def generate(self, prompts: list, params: list) -> list:
+        return self.llm.generate(prompts, params, use_tqdm=False)
+
+    def shutdown(self) -> None:
+        self.llm.llm_engine.engine_core.shutdown()
+
+
+class DataParallelEngine:
+    """``AsyncLLM`` with ``data_parallel_size`` copies, driven from a private event loop.
+
+    The engine lives on a background thread's loop so the synchronous
+    Backend API can submit a whole round and wait for all of it.
+    """
+
+    def __init__(self, engine_kwargs: dict[str, Any]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.engine = self._run(self._start(engine_kwargs))
+        self.max_model_len: int = self.engine.model_config.max_model_len
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    @staticmethod
+    async def _start(engine_kwargs: dict[str, Any]) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs))
+
+    async def _one(self, prompt: Any, params: Any) -> Any:
+        final = None
+        async for output in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            final = output
+        return final
+
+    async def _all(self, prompts: list, params: list) -> list:
+        return await asyncio.gather(*map(self._one, prompts, params))
+
+    def generate(self, prompts: list, params: list) -> list:
+        return self._run(self._all(prompts, params))
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+        # drop it while the interpreter is alive: AsyncLLM.__del__ fails at interpreter exit
+        self.engine = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+
+
+class VLLMOfflineBackend:
+    """Backend over an in-process vLLM engine (``SingleEngine`` or ``DataParallelEngine``)."""
+
+    def __init__(self, engine: SingleEngine | DataParallelEngine, tokenizer: Any, model_name: str):
+        self.engine: SingleEngine | DataParallelEngine | None = engine
         self.tokenizer = tokenizer
         self.model_name = model_name
-        self.max_model_len = max_model_len
+        self.max_model_len = engine.max_model_len
 
     def _sampling_params(self, request: GenerationRequest, sampling: SamplingSettings) -> Any:
         from vllm import SamplingParams
@@ -109,7 +176,7 @@ class VLLMOfflineBackend:
             params.append(self._sampling_params(request, sampling))
             positions.append(i)
         if prompts:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            outputs = self.engine.generate(prompts, params)
             for i, output in zip(positions, outputs, strict=True):
                 results[i] = self._result(output.outputs[0])
         return results  # type: ignore[return-value]
@@ -120,10 +187,10 @@ class VLLMOfflineBackend:
 
     def close(self) -> None:
         """Shut the engine core and its workers down so their memory is freed now."""
-        if self.llm is None:
+        if self.engine is None:
             return
-        self.llm.llm_engine.engine_core.shutdown()
-        self.llm = None
+        self.engine.shutdown()
+        self.engine = None
         gc.collect()
 
 
@@ -131,31 +198,24 @@ def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
     """Start a vLLM engine on ``model_path`` with the parallelism chosen in ``model_args``."""
     from transformers import AutoTokenizer
 
-    if model_args.data_parallel_size > 1:
-        from leapt.config import ConfigError
-
-        raise ConfigError(
-            "vllm offline backend runs one engine per process, so 'data_parallel_size' > 1 is "
-            "not available here; serve the model with `vllm serve --data-parallel-size N` "
-            "and use backend 'openai', or run one job per GPU group"
-        )
-    from vllm import LLM
-
     # read by vLLM's CPU worker only (GPU runs ignore it); a user's own value wins
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-    llm = LLM(
-        model=model_path,
-        tokenizer=model_path,
-        trust_remote_code=model_args.trust_remote_code,
-        dtype=model_args.dtype,
-        tensor_parallel_size=model_args.tensor_parallel_size,
-        gpu_memory_utilization=model_args.gpu_memory_utilization,
-        max_model_len=model_args.max_model_len,
-        enable_prefix_caching=True,
-    )
+    engine_kwargs = {
+        "model": model_path,
+        "tokenizer": model_path,
+        "trust_remote_code": model_args.trust_remote_code,
+        "dtype": model_args.dtype,
+        "tensor_parallel_size": model_args.tensor_parallel_size,
+        "gpu_memory_utilization": model_args.gpu_memory_utilization,
+        "max_model_len": model_args.max_model_len,
+        "enable_prefix_caching": True,
+    }
+    if model_args.data_parallel_size > 1:
+        engine_kwargs["data_parallel_size"] = model_args.data_parallel_size
+        engine: SingleEngine | DataParallelEngine = DataParallelEngine(engine_kwargs)
+    else:
+        engine = SingleEngine(engine_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, trust_remote_code=model_args.trust_remote_code
     )
-    return VLLMOfflineBackend(
-        llm, tokenizer, model_args.model, llm.llm_engine.model_config.max_model_len
-    )
+    return VLLMOfflineBackend(engine, tokenizer, model_args.model)
