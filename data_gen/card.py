@@ -28,6 +28,7 @@ def render_card(stats: dict, name: str) -> str:
         f"| {d['id']} | {d['benchmark']} | {d['benchmark_id']} | {d['ngram']} |"
         for d in decon["dropped_problems"]
     )
+    split = f" (split `{stats['split']}`)" if stats.get("split") else ""
     if not decon["enabled"]:
         decon_text = "Off: problems were not checked against evaluation benchmarks."
     else:
@@ -61,7 +62,7 @@ model running **{stats["method"]}** (Learning from Peers: parallel paths that
 summarize every T tokens and read their peers' summaries), kept only when they
 show the protocol done well.  Made with `leapt generate`.
 
-- **Source problems:** `{stats["source"]}`
+- **Source problems:** `{stats["source"]}`{split}
 - **Teacher:** `{stats["teacher"]}`
 - **Shards:** {", ".join(stats["shards"])}
 

@@ -187,8 +187,30 @@ def harvest(
     check = PromptCheck(protocol, tokenizer, leap_args.task)
     rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
     teacher = traces[0].model if traces else model_args.model
-    stats = {
+    stats = build_stats(args, leap_args, teacher, len(wanted), decon_report, result)
+    dataset_dir = out if args.shard_count == 1 else out / args.shard_name
+    write_dataset(dataset_dir, rows, stats)
+    atomic_write_text(dataset_dir / "README.md", render_card(stats, args.dataset_name))
+    if args.push_to_hub:
+        from data_gen.hub import push_dataset
+
+        push_dataset(dataset_dir, args.push_to_hub, private=args.private)
+    return stats
+
+
+def build_stats(
+    args: GenerateArguments,
+    leap_args: LeapArguments,
+    teacher: str,
+    harvested: int,
+    decon_report: list[dict],
+    result: FilterResult,
+) -> dict:
+    """``stats.json``: what made the data (for the card) and what every filter dropped."""
+    checked = args.checks_contamination
+    return {
         "source": args.source,
+        "split": args.split,
         "teacher": teacher,
         "method": leap_args.method,
         "shards": [args.shard],
@@ -203,23 +225,15 @@ def harvest(
             "max_paths_per_problem": args.max_paths_per_problem,
         },
         "decontamination": {
-            "enabled": args.checks_contamination,
+            "enabled": checked,
             "ngram": args.decontam_ngram,
-            "benchmarks": list(args.decontam_benchmarks) if args.checks_contamination else [],
-            "checked": len(wanted) + len(decon_report) if args.checks_contamination else 0,
+            "benchmarks": list(args.decontam_benchmarks) if checked else [],
+            "checked": harvested + len(decon_report) if checked else 0,
             "dropped": len(decon_report),
             "dropped_problems": decon_report,
         },
         "counts": result.stats(),
     }
-    dataset_dir = out if args.shard_count == 1 else out / args.shard_name
-    write_dataset(dataset_dir, rows, stats)
-    atomic_write_text(dataset_dir / "README.md", render_card(stats, args.dataset_name))
-    if args.push_to_hub:
-        from data_gen.hub import push_dataset
-
-        push_dataset(dataset_dir, args.push_to_hub, private=args.private)
-    return stats
 
 
 class LiveCounts:
