@@ -46,9 +46,19 @@ def merge_main(argv: Sequence[str]) -> int:
         "into one dataset without duplicate rows.",
     )
     parser.add_argument("dirs", nargs="+", help="dataset directories, or folders of shard-* dirs")
-    parser.add_argument("--output-dir", "--output_dir", required=True, help="merged dataset")
-    parser.add_argument("--dataset-name", "--dataset_name", default="leapt-sft")
-    parser.add_argument("--push-to-hub", "--push_to_hub", default=None, metavar="REPO")
+    parser.add_argument(
+        "--output-dir", "--output_dir", required=True, help="where the merged dataset is written"
+    )
+    parser.add_argument(
+        "--dataset-name", "--dataset_name", default="leapt-sft", help="name shown on the card"
+    )
+    parser.add_argument(
+        "--push-to-hub",
+        "--push_to_hub",
+        default=None,
+        metavar="REPO",
+        help="Hub dataset repo to publish to (token from HF_TOKEN or a cached login)",
+    )
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     args = parser.parse_args(list(argv))
 
