@@ -154,6 +154,10 @@ class LeapArguments:
         for key in ("summary_max_tokens", "max_tokens"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
+        if self.forced_answer_tokens < 0:
+            raise ConfigError(
+                f"'forced_answer_tokens' must be >= 0, got {self.forced_answer_tokens}"
+            )
         if self.task not in ("math", "choice"):
             raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
         if self.protocol is not None and not Path(self.protocol).is_file():

@@ -15,7 +15,7 @@ from leapt.config import parse_config
 
 DESCRIPTION = (
     "Run N reasoning paths per problem that periodically summarize and read their peers' "
-    "summaries (LeaP), or the leap_t / independent variants; writes traces.jsonl and "
+    "summaries (LeaP), or another --method (leap_t, independent, ...); writes traces.jsonl and "
     "summary.json to --output_dir and resumes an interrupted run in the same folder."
 )
 
