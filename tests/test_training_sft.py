@@ -120,6 +120,7 @@ def test_lora_adapter_is_saved_merged_and_reloads(tiny_model_dir, sft_data, tmp_
     out = tmp_path / "lora"
     lora = ["--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16"]
     lora += ["--lora_target_modules", "q_proj", "v_proj", "--max_steps", "8"]
+    lora += ["--gradient_checkpointing", "true"]  # as in the GPU recipes
     assert train_main(smoke_argv(tiny_model_dir, sft_data, out, *lora)) == 0
 
     assert (out / "adapter_config.json").is_file()
