@@ -52,7 +52,7 @@ configs:
 - config_name: default
   data_files:
   - split: train
-    path: data/train-*.parquet
+    path: {stats.get("data_file", "data/*.parquet")}
 ---
 
 # {name}

@@ -30,9 +30,7 @@ DESCRIPTION = (
 
 def merge_main(argv: Sequence[str]) -> int:
     """``leapt generate merge``: union of shard datasets, keyed by (problem id, path index)."""
-    from data_gen.card import render_card
     from data_gen.output import (
-        atomic_write_text,
         expand_dirs,
         merge_rows,
         merge_stats,
@@ -69,8 +67,7 @@ def merge_main(argv: Sequence[str]) -> int:
     loaded = [read_dataset_dir(d) for d in inputs]
     rows, repeats = merge_rows(rows for rows, _ in loaded)
     stats = merge_stats([stats for _, stats in loaded], kept_rows=len(rows), repeats=repeats)
-    write_dataset(out, rows, stats)
-    atomic_write_text(out / "README.md", render_card(stats, args.dataset_name))
+    write_dataset(out, rows, stats, args.dataset_name)
     print(f"merged {len(inputs)} datasets into {out}: {len(rows)} rows ({repeats} repeats removed)")
     if args.push_to_hub:
         from data_gen.hub import push_dataset

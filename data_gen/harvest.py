@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from data_gen.args import GenerateArguments
-from data_gen.card import render_card
 from data_gen.decontaminate import build_index, decontaminate
 from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace, filter_traces
-from data_gen.output import atomic_write_text, write_dataset
+from data_gen.output import write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
 from inference.problems import load_problems
@@ -189,8 +188,7 @@ def harvest(
     teacher = traces[0].model if traces else model_args.model
     stats = build_stats(args, leap_args, teacher, len(wanted), decon_report, result)
     dataset_dir = out if args.shard_count == 1 else out / args.shard_name
-    write_dataset(dataset_dir, rows, stats)
-    atomic_write_text(dataset_dir / "README.md", render_card(stats, args.dataset_name))
+    write_dataset(dataset_dir, rows, stats, args.dataset_name)
     if args.push_to_hub:
         from data_gen.hub import push_dataset
 

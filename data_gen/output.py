@@ -2,7 +2,7 @@
 
 Layout of one dataset directory::
 
-    data/train-00000-of-00001.parquet   rows (schema: data_gen.sft_format.COLUMNS)
+    data/train-<hash of rows>.parquet   rows (schema: data_gen.sft_format.COLUMNS)
     stats.json                          counts per filter reason, decontamination report
     README.md                           dataset card (data_gen.card)
 
@@ -13,6 +13,7 @@ the raw traces themselves are append-only and never rewritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 from data_gen.sft_format import COLUMNS
 from leapt.config import ConfigError
 
-DATA_FILE = "data/train-00000-of-00001.parquet"
+DATA_DIR = "data"
 STATS_FILE = "stats.json"
 
 
@@ -62,19 +63,37 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_dataset(out_dir: str | Path, rows: Sequence[dict[str, Any]], stats: dict) -> Path:
-    """Write ``rows`` as parquet and ``stats`` as JSON into ``out_dir``."""
+def write_dataset(
+    out_dir: str | Path, rows: Sequence[dict[str, Any]], stats: dict, name: str | None = None
+) -> Path:
+    """Write ``rows`` as parquet, ``stats`` as JSON and, given a ``name``, the card.
+
+    The parquet file is named after a hash of its rows and the card's data
+    path names that file: ``datasets`` caches a local folder by its card
+    config, not by file contents, so a folder rewritten with the same file
+    name would load stale rows from the cache.  Older parquet files are
+    removed once the new card points away from them.
+    """
     from datasets import Dataset
 
+    from data_gen.card import render_card
+
     out = Path(out_dir)
-    target = out / DATA_FILE
+    rows = sort_rows(rows)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    target = out / DATA_DIR / f"train-{digest[:16]}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    rows = sort_rows(rows)
-    columns = {name: [row[name] for row in rows] for name in COLUMNS}  # keeps the schema if empty
+    columns = {col: [row[col] for row in rows] for col in COLUMNS}  # keeps the schema if empty
     Dataset.from_dict(columns, features=features()).to_parquet(str(tmp))
     os.replace(tmp, target)
+    stats = {**stats, "data_file": target.relative_to(out).as_posix()}
     atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    if name is not None:
+        atomic_write_text(out / "README.md", render_card(stats, name))
+    for old in (out / DATA_DIR).glob("*.parquet"):
+        if old != target:
+            old.unlink()
     return out
 
 
@@ -83,7 +102,7 @@ def read_dataset_dir(path: str | Path) -> tuple[list[dict[str, Any]], dict]:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    files = sorted((path / "data").glob("*.parquet"))
+    files = sorted((path / DATA_DIR).glob("*.parquet"))
     if not files or not (path / STATS_FILE).is_file():
         raise ConfigError(f"{path} is not a generated dataset (no data/*.parquet or {STATS_FILE})")
     rows: list[dict[str, Any]] = []

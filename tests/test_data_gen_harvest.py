@@ -25,7 +25,7 @@ import pytest
 
 from data_gen.cli import main as generate
 from data_gen.decontaminate import normalize_words
-from data_gen.output import DATA_FILE, read_dataset_dir
+from data_gen.output import read_dataset_dir
 from inference.problems import synthetic_problems
 from inference.trace import TraceFile
 from leapt.cli import main as leapt
@@ -75,6 +75,10 @@ def rows_of(directory: Path) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as cache:
         return list(datasets.load_dataset(str(directory), split="train", cache_dir=cache))
+
+
+def data_files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (directory / "data").glob("*.parquet")}
 
 
 def canonical(rows: list[dict]) -> set[str]:
@@ -129,20 +133,20 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
 
 
 def test_rerun_of_a_finished_harvest_changes_nothing(plain_run, tiny_model_dir, files):
-    before = (plain_run / DATA_FILE).read_bytes()
+    before = data_files(plain_run)
     assert generate(argv(tiny_model_dir, plain_run, files)) == 0
-    assert (plain_run / DATA_FILE).read_bytes() == before
+    assert data_files(plain_run) == before
     assert len((plain_run / "raw" / "shard-0-of-1" / "traces.jsonl").read_text().splitlines()) == (
         PROBLEMS
     )
 
 
 def test_resuming_with_other_leap_settings_is_refused(plain_run, tiny_model_dir, files, capsys):
-    before = (plain_run / DATA_FILE).read_bytes()
+    before = data_files(plain_run)
     code = leapt(["generate", *argv(tiny_model_dir, plain_run, files, "--T", "13")])
     assert code == 2
     assert "'T'" in capsys.readouterr().err
-    assert (plain_run / DATA_FILE).read_bytes() == before
+    assert data_files(plain_run) == before
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from data_gen.card import render_card
 from data_gen.cli import main as generate
 from data_gen.filters import FilterResult
 from data_gen.output import read_dataset_dir, write_dataset
@@ -55,9 +54,7 @@ def shard_dir(tmp_path, name: str, traces: list[Trace], shard: str, decon: list[
     }
     rows = [to_row(t, i, USER, "src") for t, i in result.kept]
     out = tmp_path / name
-    write_dataset(out, rows, stats)
-    (out / "README.md").write_text(render_card(stats, name))
-    return out
+    return write_dataset(out, rows, stats, name)
 
 
 def test_rows_round_trip_and_the_assistant_turn_is_the_segments_after_the_prompt(tmp_path):
@@ -109,3 +106,14 @@ def test_failed_publish_is_one_line_without_the_token(tmp_path, capsys, monkeypa
     assert "me/ds" in captured.err and "push_to_hub" in captured.err
     assert secret not in captured.err + captured.out
     assert json.loads((out / "stats.json").read_text())["counts"]["kept"] == 1
+
+
+def test_rewritten_dataset_loads_fresh_rows_through_the_datasets_cache(tmp_path):
+    import datasets
+
+    cache = str(tmp_path / "hf-cache")  # one cache for both loads, as for a user
+    out = shard_dir(tmp_path, "ds", [trace("a", 2)], "0/1", [])
+    assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == 2
+    shard_dir(tmp_path, "ds", [trace("a", 2), trace("b", 1)], "0/1", [])  # e.g. after a resume
+    assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == 3
+    assert len(list((out / "data").glob("*.parquet"))) == 1
