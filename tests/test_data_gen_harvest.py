@@ -237,3 +237,19 @@ def test_shipped_configs_parse(config):
         [GenerateArguments, ModelArguments, LeapArguments], ["--config", str(config)], "t", "t"
     )
     assert args.output_dir and leap_args.method in ("leap", "independent")
+
+
+def test_shards_partition_problems_by_id_alone():
+    from data_gen.harvest import shard_of
+
+    ids = [f"aime-{year}-{k}" for year in range(1984, 2024) for k in range(1, 16)]
+    shards = {i: shard_of(i, 8) for i in ids}
+    assert set(shards.values()) == set(range(8))  # every shard gets work
+    assert max(list(shards.values()).count(s) for s in range(8)) < 2 * len(ids) / 8
+    # the same in another process (Slurm array tasks), whatever its hash seed
+    code = "from data_gen.harvest import shard_of; import sys; print(shard_of(sys.argv[1], 8))"
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, ids[7]], env=env, capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout) == shards[ids[7]]
