@@ -140,13 +140,18 @@ def test_lora_adapter_is_saved_merged_and_reloads(tiny_model_dir, sft_data, tmp_
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_writes_its_files(tiny_model_dir, sft_data, tmp_path, monkeypatch):
+def test_wandb_offline_run_with_evaluation_writes_its_files(
+    tiny_model_dir, sft_data, tmp_path, monkeypatch
+):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     out = tmp_path / "wb"
     argv = smoke_argv(tiny_model_dir, sft_data, out, "--max_steps", "3", "--report_to", "wandb")
-    assert train_main([*argv, "--run_name", "leapt-wandb-test"]) == 0
+    evaluation = ["--eval_strategy", "steps", "--eval_steps", "3", "--dataset_test_split", "train"]
+    assert train_main([*argv, "--run_name", "leapt-wandb-test", *evaluation]) == 0
+    history = json.loads((out / FINISHED_MARKER).read_text())["log_history"]
+    assert any("eval_loss" in entry for entry in history)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb")), sorted(p.name for p in runs[0].iterdir())
