@@ -48,12 +48,7 @@ class OpenAIBackendError(RuntimeError):
 class OpenAIBackend:
     """Backend that sends every request to ``{api_base}/completions``."""
 
-    def __init__(
-        self,
-        model_args: ModelArguments,
-        tokenizer: Any,
-        client: httpx.Client | None = None,
-    ) -> None:
+    def __init__(self, model_args: ModelArguments, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.model_name = model_args.model
         self.served_name = model_args.served_model_name or model_args.model
@@ -62,7 +57,7 @@ class OpenAIBackend:
         api_key = os.environ.get(model_args.api_key_env)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.client = client or httpx.Client(
+        self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(model_args.request_timeout, connect=30.0),
             limits=httpx.Limits(max_connections=MAX_CONCURRENCY),
