@@ -107,3 +107,14 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert leapt(["report", str(tmp_path), str(tmp_path)]) == 2
     assert leapt(["report", str(tmp_path)]) == 2
     assert "no traces.jsonl" in capsys.readouterr().err
+
+
+def test_report_reads_a_plain_leapt_infer_directory(tmp_path):
+    run = tmp_path / "my-infer-run"
+    _write_run(run.parent, run.name, "leap", [("p1", "3", ["3", "4"])])
+    # _write_run made my-infer-run/leap/traces.jsonl; move it to the infer layout
+    (run / "leap" / "traces.jsonl").rename(run / "traces.jsonl")
+    (run / "leap").rmdir()
+    assert leapt(["report", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["benchmarks"]["my-infer-run"]["methods"]["leap"]["pass@1"] == 0.5
