@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="run directories to read")
     parser.add_argument(
         "--output-dir",
+        "--output_dir",
         default=None,
         help="where to write the report (default: DIR when one is given; required for several)",
     )
