@@ -23,7 +23,10 @@ def render_card(stats: dict, name: str) -> str:
     """Markdown with Hub front matter for a dataset described by ``stats``."""
     counts = stats["counts"]
     decon = stats["decontamination"]
-    dropped = "\n".join(f"| {rule} | {n} |" for rule, n in counts["dropped"].items())
+    dropped = "\n".join(
+        f"| {rule} | {n} | {counts['rule_failures'][rule]} |"
+        for rule, n in counts["dropped"].items()
+    )
     decon_rows = "\n".join(
         f"| {d['id']} | {d['benchmark']} | {d['benchmark_id']} | {d['ngram']} |"
         for d in decon["dropped_problems"]
@@ -77,10 +80,11 @@ show the protocol done well.  Made with `leapt generate`.
 ## Counts
 
 {counts["problems"]} problems harvested, {counts["paths"]} paths, **{counts["kept"]} rows kept**
-from {counts["problems_with_kept_paths"]} problems.  Dropped paths by the first rule they failed:
+from {counts["problems_with_kept_paths"]} problems.  Dropped paths by the first enforced rule they
+failed, and all paths failing each rule (switched-off rules included):
 
-| rule | dropped |
-| --- | --- |
+| rule | dropped | failing |
+| --- | --- | --- |
 {dropped}
 
 ## Decontamination

@@ -51,6 +51,15 @@ class FilterSettings:
     summary_max_tokens: int = 256
     tags: Tags = field(default_factory=Tags)
 
+    def enforced(self, rule: str) -> bool:
+        """Whether a failed per-path ``rule`` drops the path."""
+        return {
+            "ended_naturally": self.require_natural_end,
+            "summaries_ok": self.require_summaries_ok,
+            "peer_exchange": self.require_peer_exchange,
+            "correct": self.require_correct,
+        }[rule]
+
 
 @dataclass
 class Summary:
@@ -67,7 +76,7 @@ class FilterResult:
     kept: list[tuple[Trace, int]] = field(default_factory=list)
     #: first failed rule per dropped path (sums to the number of dropped paths)
     dropped: Counter = field(default_factory=Counter)
-    #: every failed rule per path (a path can fail several)
+    #: paths failing each rule, enforced or not (a path can fail several)
     failures: Counter = field(default_factory=Counter)
     problems: int = 0
     paths: int = 0
@@ -141,21 +150,26 @@ def path_failures(
     settings: FilterSettings,
     count_tokens: Callable[[str], int] | None,
 ) -> list[str]:
-    """Every per-path rule (enabled in ``settings``) that path ``index`` fails."""
+    """Every per-path rule that path ``index`` fails, enforced or not.
+
+    Switched-off rules are still checked so ``stats.json`` shows how many
+    paths they would have dropped (the summary rule only when a token counter
+    is given); :meth:`FilterSettings.enforced` decides what is dropped.
+    """
     path = trace.paths[index]
     failed = []
-    if settings.require_natural_end and path.finish not in NATURAL_FINISHES:
+    if path.finish not in NATURAL_FINISHES:
         failed.append("ended_naturally")
-    if settings.require_summaries_ok:
-        if count_tokens is None:
-            raise ValueError("the summary token cap needs a tokenizer (count_tokens)")
+    if settings.require_summaries_ok and count_tokens is None:
+        raise ValueError("the summary token cap needs a tokenizer (count_tokens)")
+    if count_tokens is not None:
         for summary in find_summaries(path, settings.tags):
             if not summary.closed or count_tokens(summary.text) > settings.summary_max_tokens:
                 failed.append("summaries_ok")
                 break
-    if settings.require_peer_exchange and not has_peer_exchange(trace, index):
+    if not has_peer_exchange(trace, index):
         failed.append("peer_exchange")
-    if settings.require_correct and path.correct is not True:
+    if path.correct is not True:
         failed.append("correct")
     return failed
 
@@ -178,8 +192,9 @@ def filter_trace(
     kept_here = 0
     for index, path in enumerate(trace.paths):
         result.paths += 1
-        failed = path_failures(trace, index, settings, count_tokens)
-        result.failures.update(failed)
+        all_failed = path_failures(trace, index, settings, count_tokens)
+        result.failures.update(all_failed)
+        failed = [rule for rule in all_failed if settings.enforced(rule)]
         if failed:
             result.dropped[failed[0]] += 1
             continue

@@ -162,3 +162,14 @@ def test_drop_counts_use_the_first_failed_rule_and_add_up():
 def test_summary_rule_needs_a_token_counter():
     with pytest.raises(ValueError, match="tokenizer"):
         filter_traces([trace_of(good_path())], FilterSettings())
+
+
+def test_switched_off_rules_are_reported_but_do_not_drop():
+    wrong = good_path(answer="41")
+    wrong.finish = "budget"
+    kept, stats = run(
+        trace_of(good_path(), wrong), require_correct=False, require_natural_end=False
+    )
+    assert kept == [0, 1]
+    assert stats["rule_failures"]["correct"] == 1 and stats["rule_failures"]["ended_naturally"] == 1
+    assert sum(stats["dropped"].values()) == 0
