@@ -253,3 +253,17 @@ def test_shards_partition_problems_by_id_alone():
         [sys.executable, "-c", code, ids[7]], env=env, capture_output=True, text=True, check=True
     )
     assert int(out.stdout) == shards[ids[7]]
+
+
+def test_independent_control_data_has_no_leap_blocks(tiny_model_dir, files, tmp_path):
+    """The "+SFT" control: plain sampling, so rows hold only the prompt and model text."""
+    out = tmp_path / "control"
+    extra = ["--method", "independent", "--filter_peer_exchange", "false", "--limit", "2"]
+    assert generate(argv(tiny_model_dir, out, files, *extra)) == 0
+    rows = rows_of(out)
+    assert rows and {r["method"] for r in rows} == {"independent"}
+    for row in rows:
+        assert [s["kind"] for s in row["segments"]][:2] == ["prompt", "model"]
+        assert "peer" not in {s["kind"] for s in row["segments"]}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["counts"]["rule_failures"]["peer_exchange"] == stats["counts"]["paths"]
