@@ -104,3 +104,18 @@ def test_finish_reasons_map_to_protocol():
     assert map_finish("stop", 151643) == ("eos", None)  # another EOS id from generation_config
     with pytest.raises(RuntimeError, match="abort"):
         map_finish("abort", None)
+
+
+def test_offline_engine_reuses_cached_prefix(vllm_backend):
+    """A path's next turn shares its whole context with the last one: it must hit the cache."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    tok = vllm_backend.tokenizer
+    context = (chat_ids(tok, "Let me reconsider the peers' summaries.") * 40)[:600]
+    llm = vllm_backend.engine.llm
+    params = SamplingParams(max_tokens=1, seed=0)
+    llm.generate([TokensPrompt(prompt_token_ids=context)], params, use_tqdm=False)
+    longer = context + tok.encode(" and continue", add_special_tokens=False)
+    (again,) = llm.generate([TokensPrompt(prompt_token_ids=longer)], params, use_tqdm=False)
+    assert again.num_cached_tokens > 0
