@@ -107,6 +107,11 @@ class GenerateArguments:
         local = Path(self.source).suffix.lower() in (".json", ".jsonl", ".parquet")
         if local and not Path(self.source).is_file():
             raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
+        if self.push_to_hub and self.shard_count > 1:
+            raise ConfigError(
+                "'push_to_hub' publishes a whole dataset: leave it off for shards and run "
+                "`leapt generate merge OUTPUT_DIR --output-dir MERGED --push-to-hub REPO`"
+            )
         if self.decontam_ngram < 1:
             raise ConfigError(f"'decontam_ngram' must be >= 1, got {self.decontam_ngram}")
         if self.max_paths_per_problem is not None and self.max_paths_per_problem < 1:

@@ -38,6 +38,7 @@ def push_dataset(folder: str | Path, repo_id: str, private: bool = False) -> str
             repo_type="dataset",
             folder_path=str(folder),
             allow_patterns=UPLOAD_PATTERNS,
+            delete_patterns=["data/*.parquet"],  # replace, never accumulate, the data files
             commit_message="Upload LeaP SFT dataset made with leapt generate",
         )
     except Exception as exc:  # network, auth and Hub errors alike: report, keep the local data

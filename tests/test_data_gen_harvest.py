@@ -267,3 +267,11 @@ def test_independent_control_data_has_no_leap_blocks(tiny_model_dir, files, tmp_
         assert "peer" not in {s["kind"] for s in row["segments"]}
     stats = json.loads((out / "stats.json").read_text())
     assert stats["counts"]["rule_failures"]["peer_exchange"] == stats["counts"]["paths"]
+
+
+def test_pushing_a_single_shard_is_refused(tmp_path, capsys):
+    code = leapt(
+        ["generate", "--shard", "0/2", "--push_to_hub", "me/ds", "--output_dir", str(tmp_path)]
+    )
+    assert code == 2
+    assert "leapt generate merge" in capsys.readouterr().err
