@@ -98,7 +98,7 @@ class LeapArguments:
         default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
     )
     max_tokens: int = field(
-        default=192,
+        default=128,
         metadata={"help": "generated-token budget of a whole path (summaries count against it)"},
     )
     forced_answer_tokens: int = field(

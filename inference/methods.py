@@ -81,7 +81,7 @@ def _peer_loop(
         requests = [
             ctx.request(
                 p,
-                args.summary_max_tokens,
+                _summary_cap(ctx, p),
                 [proto.summary_close],
                 ctx.seed(problem, p.index, turn, "summary"),
             )
@@ -106,6 +106,11 @@ def _peer_loop(
             ctx.add_text(p, "peer", proto.peer_block([summaries[q] for q in peers]))
             ctx.add_text(p, "prompt", proto.reflection_cue)
     return trace
+
+
+def _summary_cap(ctx: EngineContext, path: PathState) -> int:
+    """A summary may not outrun the path's budget (it is closed there, then the path answers)."""
+    return max(1, min(ctx.leap_args.summary_max_tokens, ctx.remaining(path)))
 
 
 def _force_answers(
