@@ -73,7 +73,9 @@ def tokenizer(tiny_model_dir):
 def test_trained_positions_are_exactly_the_model_segment_tokens(tokenizer):
     row = leap_row(12, 30)
     prompt_messages = row["messages"][:-1]
-    example = tokenize_example(tokenizer, prompt_messages, row["segments"], train_on_eos=False)
+    example = tokenize_example(
+        tokenizer, prompt_messages, row["segments"], train_on_eos=False, summary_open=None
+    )
 
     # Independent reconstruction: the engine's prompt, then every segment's own tokens.
     prompt_text = tokenizer.apply_chat_template(
@@ -99,6 +101,24 @@ def test_trained_positions_are_exactly_the_model_segment_tokens(tokenizer):
     # the whole sequence is the chat prompt followed by the assistant text
     assert tokenizer.decode(example["input_ids"]) == (
         prompt_text + row["messages"][-1]["content"] + tokenizer.eos_token
+    )
+
+
+def test_summary_open_tag_is_trained_but_not_the_trigger_sentence(tokenizer):
+    row = leap_row(12, 30)
+    example = tokenize_example(tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False)
+    trained = [t for t in example["labels"] if t != IGNORE_INDEX]
+    # the model's words plus the tag that opens each LeaP block, in order; the cue
+    # sentence before the tag and the peer block stay untrained
+    expected = "".join(
+        s["text"] if s["kind"] == "model" else "<summarize>"
+        for s in row["segments"][1:]
+        if s["kind"] == "model" or s["text"].endswith("<summarize>")
+    )
+    assert tokenizer.decode(trained) == expected
+    assert "Let me summarize" not in tokenizer.decode(trained)
+    assert tokenizer.decode(example["input_ids"]).endswith(
+        row["messages"][-1]["content"] + tokenizer.eos_token
     )
 
 
@@ -189,7 +209,9 @@ def test_a_leapt_generate_output_folder_trains_on_the_model_text_only(tmp_path, 
     (out / "raw" / "traces.jsonl").write_text(trace.to_json() + "\n")
 
     dataset = load_sft_dataset(str(out))
-    prepared, stats = prepare_dataset(dataset, tokenizer, max_length=None, train_on_eos=False)
+    prepared, stats = prepare_dataset(
+        dataset, tokenizer, max_length=None, train_on_eos=False, summary_open=None
+    )
     assert (stats.examples, stats.kept, stats.prompt_differs) == (1, 1, 0)
     labels = [t for t in prepared[0]["labels"] if t != IGNORE_INDEX]
     assert tokenizer.decode(labels) == "".join(s.text for s in segments if s.kind == "model")

@@ -140,6 +140,7 @@ def tokenize_example(
     segments: Sequence[dict],
     loss_on: Sequence[str] = ("model",),
     train_on_eos: bool = True,
+    summary_open: str | None = "<summarize>",
 ) -> dict[str, list[int]]:
     """``input_ids`` and ``labels`` for one path; labels are -100 outside ``loss_on`` kinds.
 
@@ -149,13 +150,23 @@ def tokenize_example(
     The prompt (chat-template scaffolding included) is never trained.  With
     ``train_on_eos`` the end-of-turn token after a final ``model`` segment is
     trained too: the student must learn to stop where the teacher stopped.
+
+    With ``summary_open`` set, that tag is trained where an untrained segment
+    (the engine's summary trigger) ends with it: a LeaP-T student must learn
+    to open a LeaP block on its own, which is what ``leap_t`` inference reacts
+    to, while the trigger sentence itself stays untrained.
     """
     input_ids = render_prompt_ids(tokenizer, prompt_messages)
     labels = [IGNORE_INDEX] * len(input_ids)
     for seg in segments[1:]:
-        ids = tokenizer.encode(seg["text"], add_special_tokens=False)
-        input_ids += ids
-        labels += ids if seg["kind"] in loss_on else [IGNORE_INDEX] * len(ids)
+        text, trained = seg["text"], seg["kind"] in loss_on
+        pieces = [(text, trained)]
+        if not trained and summary_open and text.endswith(summary_open):
+            pieces = [(text[: -len(summary_open)], False), (summary_open, True)]
+        for piece, train in pieces:
+            ids = tokenizer.encode(piece, add_special_tokens=False)
+            input_ids += ids
+            labels += ids if train else [IGNORE_INDEX] * len(ids)
     if tokenizer.eos_token_id is not None:
         last_trained = len(segments) > 1 and segments[-1]["kind"] in loss_on
         input_ids.append(tokenizer.eos_token_id)
@@ -170,6 +181,7 @@ def prepare_dataset(
     overlong: str = "truncate",
     loss_on: Sequence[str] = ("model",),
     train_on_eos: bool = True,
+    summary_open: str | None = "<summarize>",
 ):
     """Validate every row, tokenize with exact loss masks, and apply the length policy.
 
@@ -192,7 +204,9 @@ def prepare_dataset(
             render_prompt_text(tokenizer, prompt_messages),
         ):
             stats.prompt_differs += 1
-        example = tokenize_example(tokenizer, prompt_messages, segments, loss_on, train_on_eos)
+        example = tokenize_example(
+            tokenizer, prompt_messages, segments, loss_on, train_on_eos, summary_open
+        )
         if max_length is not None and len(example["input_ids"]) > max_length:
             if overlong == "drop":
                 stats.dropped_overlong += 1

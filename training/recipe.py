@@ -45,6 +45,13 @@ class TrainScriptArguments(ScriptArguments):
         default=True,
         metadata={"help": "Also train the end-of-turn token after the last model segment."},
     )
+    summary_open: str | None = field(
+        default="<summarize>",
+        metadata={
+            "help": "Opening summary tag to train where the engine's trigger ends with it, so the "
+            "student learns to open LeaP blocks itself (leap_t); null to leave it untrained."
+        },
+    )
     global_batch_size: int | None = field(
         default=None,
         metadata={

@@ -71,6 +71,7 @@ def _prepare_split(script, args, tokenizer, raw, split: str):
         overlong=script.overlong,
         loss_on=script.loss_on,
         train_on_eos=script.train_on_eos,
+        summary_open=script.summary_open,
     )
     _say(
         f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated and "
