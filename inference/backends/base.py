@@ -46,7 +46,8 @@ class GenerationResult:
     """New tokens for one request and why generation ended.
 
     ``stop_reason`` is ``"stop"`` when a stop string was produced (then
-    ``stop_string`` names it and ``text`` ends with it), ``"eos"`` when the
+    ``stop_string`` names it and ``text``, the decoding of ``token_ids``,
+    contains it; the last token may carry a few characters past it), ``"eos"`` when the
     model emitted its end-of-sequence token (not included in ``token_ids``),
     and ``"length"`` when ``max_tokens`` ran out.
     """
