@@ -1,9 +1,3 @@
 """The LeaP engine: protocol, routing, the peer loop, methods and generation backends."""
 
-import os
-
-# OpenMP's default busy-wait makes torch on a busy CPU an order of magnitude slower
-# (measured here: 86 s vs 9 s for the same generate call when other processes compete
-# for the cores), while passive waiting costs little on an idle machine.  It only takes
-# effect if set before torch loads; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import leapt  # noqa: F401  (sets the OpenMP wait policy before torch loads)

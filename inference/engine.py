@@ -51,6 +51,8 @@ class PathState:
     index: int
     token_ids: list[int]
     record: PathRecord = field(default_factory=PathRecord)
+    #: the model closed its reasoning (think-end tag); it now writes the answer, with no LeaP blocks
+    answering: bool = False
 
     @property
     def finished(self) -> bool:
@@ -143,6 +145,30 @@ class EngineContext:
 
     def request(self, path: PathState, max_tokens: int, stop: list[str], seed: int):
         return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed)
+
+    def reasoning_request(
+        self, problem: Problem, path: PathState, stop: list[str], turn: int
+    ) -> GenerationRequest:
+        """The next chunk of up to ``T`` tokens; after the think-end tag, of the answer (no stops)."""
+        tokens = min(self.leap_args.T, self.remaining(path))
+        seed = self.seed(problem, path.index, turn, "reason")
+        return self.request(path, tokens, [] if path.answering else stop, seed)
+
+    def record_reasoning(self, path: PathState, result: GenerationResult) -> None:
+        """Append a reasoning/answer chunk and update how the path stands.
+
+        R1-style models write their final answer *after* the think-end tag, so
+        that tag does not end a path: it starts the answer phase, which runs
+        without LeaP blocks until EOS (finish ``think_end``) or the budget
+        (finish ``budget``: the answer was cut off).
+        """
+        self.add_model(path, result)
+        if result.stop_reason == "eos":
+            path.finish("think_end" if path.answering else "eos")
+        elif not path.answering and result.stop_string == self.protocol.think_end:
+            path.answering = True
+        if path.answering and not path.finished and self.remaining(path) <= 0:
+            path.finish("budget")
 
 
 MethodRunner = Callable[[EngineContext, Problem], ProblemRun]

@@ -13,19 +13,10 @@ lead's ``generated_tokens``/``summary_tokens`` also count the drafts' tokens.
 
 from __future__ import annotations
 
-from inference.engine import EngineContext, PathState, ProblemRun
+from inference.engine import EngineContext, ProblemRun
 from inference.problems import Problem
 from inference.routing import route
 from inference.trace import RoutingRecord
-
-
-def _end_reasoning(ctx: EngineContext, path: PathState, result) -> None:
-    """Record a reasoning result and mark the path finished if it ended."""
-    ctx.add_model(path, result)
-    if result.stop_reason == "eos":
-        path.finish("eos")
-    elif result.stop_string == ctx.protocol.think_end:
-        path.finish("think_end")
 
 
 def run_leap_s(ctx: EngineContext, problem: Problem) -> ProblemRun:
@@ -39,15 +30,12 @@ def run_leap_s(ctx: EngineContext, problem: Problem) -> ProblemRun:
     stop = [proto.think_end]
 
     # 1. every draft reasons for up to T tokens
-    results = yield [
-        ctx.request(p, min(args.T, ctx.remaining(p)), stop, ctx.seed(problem, p.index, 1, "reason"))
-        for p in drafts
-    ]
+    results = yield [ctx.reasoning_request(problem, p, stop, 1) for p in drafts]
     for p, r in zip(drafts, results, strict=True):
-        _end_reasoning(ctx, p, r)
+        ctx.record_reasoning(p, r)
 
     # 2. one exchange: open drafts summarize, the lead reads its routed peers
-    open_drafts = [p for p in drafts if not p.finished and ctx.remaining(p) > 0]
+    open_drafts = [p for p in drafts if not p.finished and not p.answering and ctx.remaining(p) > 0]
     if not lead.finished and lead in open_drafts:
         for p in open_drafts:
             ctx.add_text(p, "prompt", proto.summary_request())
@@ -84,12 +72,8 @@ def run_leap_s(ctx: EngineContext, problem: Problem) -> ProblemRun:
             break
         if lead.finished:  # budget spent and no forced-answer tokens allowed
             break
-        (result,) = yield [
-            ctx.request(
-                lead, min(args.T, ctx.remaining(lead)), stop, ctx.seed(problem, 0, turn, "reason")
-            )
-        ]
-        _end_reasoning(ctx, lead, result)
+        (result,) = yield [ctx.reasoning_request(problem, lead, stop, turn)]
+        ctx.record_reasoning(lead, result)
 
     for p in drafts[1:]:
         lead.record.generated_tokens += p.record.generated_tokens

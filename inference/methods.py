@@ -3,11 +3,13 @@
 Each method is a per-problem coroutine driven by :func:`inference.engine.run_problems`.
 One *turn* is: every active path reasons for up to ``T`` tokens (stopping at
 the think-end tag, and for ``leap_t`` also at a model-written ``<summarize>``);
-then every path still open gets a LeaP block -- summarize (at most
+then every path still reasoning gets a LeaP block -- summarize (at most
 ``summary_max_tokens``, closed by the engine if cut off), route among the
 paths that are still active, read the peers' summaries and a reflection cue.
-A path whose budget runs out instead receives the forced-answer suffix and
-``forced_answer_tokens`` more tokens, so every path ends with an answer.
+A path that wrote the think-end tag goes on without LeaP blocks and writes
+its answer until EOS.  A path whose budget runs out while still reasoning
+receives the forced-answer suffix and ``forced_answer_tokens`` more tokens,
+so every path ends with an answer.
 """
 
 from __future__ import annotations
@@ -51,30 +53,26 @@ def _peer_loop(
         active = [p for p in paths if not p.finished]
         forced, forced_requests = _force_answers(ctx, problem, active, turn)
         reasoning = [p for p in active if not p.finished and p not in forced]
-        requests = [
-            ctx.request(
-                p, min(args.T, ctx.remaining(p)), stop, ctx.seed(problem, p.index, turn, "reason")
-            )
-            for p in reasoning
-        ] + forced_requests
+        requests = [ctx.reasoning_request(problem, p, stop, turn) for p in reasoning]
+        requests += forced_requests
         if not requests:
             continue
         results = yield requests
         needs_block: list[PathState] = []
         for p, r in zip(reasoning, results[: len(reasoning)], strict=True):
-            ctx.add_model(p, r)
-            if r.stop_reason == "eos":
-                p.finish("eos")
-            elif r.stop_string == proto.think_end:
-                p.finish("think_end")
-            elif r.stop_string == proto.summary_open:
+            ctx.record_reasoning(p, r)
+            if p.finished or p.answering:
+                continue
+            if r.stop_string == proto.summary_open:
                 needs_block.append(p)  # the model opened the summary itself
             elif ctx.remaining(p) > 0 and exchange:
                 ctx.add_text(p, "prompt", proto.summary_request())
                 needs_block.append(p)
         _finish_forced(ctx, forced, results[len(reasoning) :])
         # 2. LeaP block: summaries, plus forced answers of paths that hit the budget
-        candidates = [p for p in reasoning if not p.finished and p not in needs_block]
+        candidates = [
+            p for p in reasoning if not p.finished and not p.answering and p not in needs_block
+        ]
         forced, forced_requests = _force_answers(ctx, problem, candidates, turn)
         if not (needs_block or forced_requests):
             continue

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import leapt  # noqa: F401  (OpenMP wait policy for every test and its subprocesses)
 from tests.tiny_model import build_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -46,7 +46,9 @@ def test_leap_s_exchanges_once_then_only_the_lead_continues(tmp_path, tiny_model
             return f"path {path} thinks the answer is 42</summarize>"
         if turn == 1:
             return RAMBLE  # every draft is cut at T tokens
-        return ("So the product is \\boxed{42}.</think>", EOS)
+        if turn == 2:
+            return "So the product is 42.</think>"
+        return (" The answer is \\boxed{42}.", EOS)  # written after the think-end tag
 
     trace, backend = run(tmp_path, tiny_model_dir, script, method="leap_s", T=64, max_tokens=600)
     assert trace.method == "leap_s" and len(trace.paths) == 1
@@ -56,22 +58,25 @@ def test_leap_s_exchanges_once_then_only_the_lead_continues(tmp_path, tiny_model
     assert "path 1 thinks" in peer_text and "path 2 thinks" in peer_text
     assert "path 0 thinks" not in peer_text  # never its own summary
     assert (lead.final_answer, lead.correct, lead.finish) == ("42", True, "think_end")
-    # rounds: 3 drafts, 3 summaries, then the lead alone
-    assert [len(call) for call in backend.calls] == [3, 3, 1]
+    # rounds: 3 drafts, 3 summaries, then the lead alone (reasoning, then its answer)
+    assert [len(call) for call in backend.calls] == [3, 3, 1, 1]
     # the lead's counts cover all the drafts' work: 3 chunks of T, 3 summaries, its ending
     encode = backend.tokenizer.encode
     summaries = sum(
         len(encode(f"path {p} thinks the answer is 42</summarize>", add_special_tokens=False))
         for p in range(3)
     )
-    ending = len(encode("So the product is \\boxed{42}.</think>", add_special_tokens=False))
+    ending = sum(
+        len(encode(text, add_special_tokens=False))
+        for text in ("So the product is 42.</think>", " The answer is \\boxed{42}.")
+    )
     assert lead.summary_tokens == summaries
     assert lead.generated_tokens == 3 * 64 + summaries + ending
 
 
 def test_leap_s_lead_finishing_early_skips_the_exchange(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
-        return ("\\boxed{41}</think>", EOS) if path == 0 else RAMBLE
+        return ("\\boxed{41}", EOS) if path == 0 else RAMBLE
 
     trace, backend = run(tmp_path, tiny_model_dir, script, method="leap_s", T=64, max_tokens=200)
     assert trace.routing == [] and len(backend.calls) == 1
@@ -80,8 +85,9 @@ def test_leap_s_lead_finishing_early_skips_the_exchange(tmp_path, tiny_model_dir
 
 def test_moa_final_layer_reads_previous_conclusions(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
-        answers = {0: "Six sevens: \\boxed{42}</think>", 1: "\\boxed{40}"}
-        return (answers.get(path, "no idea"), EOS)
+        if path == 0:  # closes its reasoning, then ends with an empty answer
+            return "Six sevens: \\boxed{42}</think>" if turn == 1 else ("", EOS)
+        return ("\\boxed{40}" if path == 1 else "no idea", EOS)
 
     trace, backend = run(
         tmp_path,
@@ -95,7 +101,8 @@ def test_moa_final_layer_reads_previous_conclusions(tmp_path, tiny_model_dir):
         max_tokens=64,
     )
     assert (trace.id, trace.problem, trace.method) == ("p1", PROBLEM.problem, "moa")
-    assert len(trace.paths) == 3 and len(backend.calls) == 2  # one round per layer
+    # two rounds per layer: everyone, then path 0's answer after its think-end tag
+    assert len(trace.paths) == 3 and [len(c) for c in backend.calls] == [3, 1, 3, 1]
     for path in trace.paths:
         kinds = [s.kind for s in path.segments]
         assert kinds[:3] == ["prompt", "peer", "prompt"]

@@ -73,7 +73,10 @@ def test_forced_answer_only_for_budget_exhausted_paths(tmp_path, tiny_model_dir)
         if phase == "forced":
             return "4}"
         if path == 0:
-            return "Easy: 2 + 2 = 4. </think> The answer is \\boxed{4}."
+            # reasoning closes in turn 1; the answer after the tag comes in turn 2
+            if turn == 1:
+                return "Easy: 2 + 2 = 4. </think> never sent"
+            return (" The answer is \\boxed{4}.", EOS)
         if path == 1:
             return ("I am sure it is \\boxed{4}.", EOS)
         return RAMBLE
@@ -86,9 +89,32 @@ def test_forced_answer_only_for_budget_exhausted_paths(tmp_path, tiny_model_dir)
     assert suffix in trace.paths[2].text(["prompt"])
     assert trace.paths[2].final_answer == "4"
     assert trace.paths[2].generated_tokens >= 40
+    # the think-end tag does not end a path: the answer written after it is kept and graded
+    assert trace.paths[0].completion().endswith("</think> The answer is \\boxed{4}.")
+    assert trace.paths[0].final_answer == "4"
     # paths 0 and 1 ended in turn 1, so path 2 reads no peers and says so
     assert PROTO.no_peers_text in trace.paths[2].text(["peer"])
     assert all(r.peers == [] for r in trace.routing)
+
+
+def test_answer_after_think_end_gets_no_leap_block_and_a_cut_answer_is_budget(
+    tmp_path, tiny_model_dir
+):
+    def script(path, turn, phase):
+        if phase == "summary":
+            return "so far so good</summarize>"
+        if phase == "forced":
+            return "4}"
+        if turn == 1:
+            return "Short. </think>"
+        return "The answer is coming " * 20  # never ends: the budget cuts the answer
+
+    trace, backend = run(tmp_path, tiny_model_dir, script, T=32, max_tokens=96)
+    assert [p.finish for p in trace.paths] == ["budget"] * len(trace.paths)
+    assert not trace.routing, "a path writing its answer never gets a LeaP block"
+    assert all(PROTO.forced_answer("math") not in p.text() for p in trace.paths)
+    # after the tag the engine asks for plain continuation, without stop strings
+    assert all(r.stop == [] for r in backend.calls[1])
 
 
 def test_leap_t_reacts_to_a_model_written_summarize(tmp_path, tiny_model_dir):
