@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from leapt.config import ConfigError
+from leapt.config import ConfigError, load_yaml
 
 DEFAULT_PROTOCOL_FILE = Path(__file__).with_name("protocol.yaml")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -85,9 +83,9 @@ class Protocol:
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
     """The packaged protocol, with the keys of ``path`` (a YAML file) overriding it."""
-    data = _read(DEFAULT_PROTOCOL_FILE)
+    data = load_yaml(DEFAULT_PROTOCOL_FILE, "protocol file")
     if path is not None:
-        override = _read(Path(path))
+        override = load_yaml(path, "protocol file")
         known = {f.name for f in dataclasses.fields(Protocol)}
         unknown = sorted(set(override) - known)
         if unknown:
@@ -100,15 +98,3 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
         if not isinstance(value, str):
             raise ConfigError(f"protocol key '{key}' must be a string (file {path})")
     return Protocol(**data)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read protocol file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"protocol file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"protocol file {path} must hold a mapping of keys to sentences")
-    return data

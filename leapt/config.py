@@ -48,21 +48,21 @@ def parse_mapping(value: str | dict | None) -> dict[str, str] | None:
     return pairs
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a flat mapping, with errors naming the file."""
+def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML file holding a mapping, with errors naming ``what`` and the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        raise ConfigError(f"{what} {path} must hold a mapping of keys to values")
     return data
 
 
