@@ -71,3 +71,17 @@ def test_batched_rows_match_their_requests(hf_backend):
         [GenerationRequest(short, 6), GenerationRequest(long, 6)], greedy
     )
     assert [r.token_ids for r in together] == [r.token_ids for r in alone]
+
+
+def test_a_sampled_row_depends_on_its_seed_not_on_its_batch(hf_backend):
+    """Resumed or sharded runs batch paths differently; each path must still draw the same."""
+    tok = hf_backend.tokenizer
+    short, long = tok.encode("What is 17"), tok.encode("Solve for x: 3x + 5 = 20. Subtract 5")
+    warm = SamplingSettings(temperature=1.0, top_p=1.0, top_k=-1)
+    alone = hf_backend.generate([GenerationRequest(long, 12, seed=7)], warm)[0]
+    batched = hf_backend.generate(
+        [GenerationRequest(short, 12, seed=3), GenerationRequest(long, 12, seed=7)], warm
+    )
+    assert batched[1].token_ids == alone.token_ids
+    other_seed = hf_backend.generate([GenerationRequest(long, 12, seed=8)], warm)[0]
+    assert other_seed.token_ids != alone.token_ids

@@ -1,17 +1,19 @@
 """transformers ``generate`` on CPU: the embedded default and the fast tests.
 
 Requests that share a token cap and stop strings are batched (left padding,
-at most ``hf_batch_size`` rows).  Sampling uses torch's global generator, so
-each ``generate`` call is seeded from the seeds of its rows: a fixed run seed
-replays a run exactly, while the rows of one batch (the N paths of a problem)
-still draw different samples.
+at most ``hf_batch_size`` rows).  Each row samples with its own generator
+seeded by its request's seed (see :class:`_RowSampler`), so a path's tokens
+depend on its seed, not on which other requests shared its batch: a fixed run
+seed replays a run, and a resumed or sharded run draws the same samples as
+an uninterrupted one, while the N paths of a problem (distinct seeds) differ.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from typing import Any
+
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from inference.args import ModelArguments
 from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
@@ -66,22 +68,19 @@ class HFBackend:
         for row, req in enumerate(batch):
             ids[row, width - len(req.token_ids) :] = torch.tensor(req.token_ids)
             mask[row, width - len(req.token_ids) :] = 1
-        torch.manual_seed(_batch_seed([r.seed for r in batch]))
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_tokens,
             "pad_token_id": self.pad_id,
             "eos_token_id": sorted(self.eos_ids) or None,
+            # greedy over the sampler's one-hot scores = the sampler's per-row draw
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
         }
         if sampling.temperature > 0:
-            kwargs.update(
-                do_sample=True,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=sampling.top_k if sampling.top_k > 0 else None,
-                min_p=sampling.min_p or None,
-            )
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            sampler = _RowSampler([r.seed for r in batch], sampling)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
         with torch.inference_mode():
@@ -125,9 +124,46 @@ class HFBackend:
         self.model = None
 
 
-def _batch_seed(seeds: list[int]) -> int:
-    digest = hashlib.sha256(",".join(map(str, seeds)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") % (2**63)
+class _RowSampler(LogitsProcessor):
+    """Temperature / top-k / top-p / min-p sampling with one torch generator per row.
+
+    ``generate`` samples all rows from torch's global generator, which ties a
+    row's draw to the rest of its batch.  This processor draws each row's
+    token itself and returns scores that are ``-inf`` everywhere else, so
+    greedy decoding emits exactly that token.
+    """
+
+    def __init__(self, seeds: list[int], sampling: SamplingSettings):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.sampling = sampling
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        s = self.sampling
+        logits = scores.float() / s.temperature
+        if s.top_k > 0 and s.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        if s.min_p > 0:
+            floor = s.min_p * probs.max(dim=-1, keepdim=True).values
+            probs = probs.masked_fill(probs < floor, 0.0)
+        if s.top_p < 1.0:
+            ordered, order = torch.sort(probs, dim=-1, descending=True)
+            outside = ordered.cumsum(dim=-1) - ordered > s.top_p  # keeps at least the top token
+            probs = torch.zeros_like(probs).scatter(1, order, ordered.masked_fill(outside, 0.0))
+        choice = torch.stack(
+            [
+                torch.multinomial(row, 1, generator=g)[0]
+                for row, g in zip(probs, self.generators, strict=True)
+            ]
+        )
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(len(choice)), choice] = 0.0
+        return out
 
 
 def _strip_trailing(tokens: list[int], pad: int) -> list[int]:
