@@ -57,7 +57,7 @@ def argv(model: Path, out: Path, files: tuple[Path, Path], *extra: str) -> list[
     source, bench = files
     return [
         "--source", str(source), "--columns", "problem=question,answer=solution,id=uid",
-        "--model", str(model), "--backend", "hf", "--hf_batch_size", "1",
+        "--model", str(model), "--backend", "hf",
         "--method", "leap", "--n", str(PATHS), "--top_k", "1", "--T", "12",
         "--summary_max_tokens", "6", "--max_tokens", "30", "--forced_answer_tokens", "3",
         "--filter_correct", "false", "--filter_summaries", "false",
