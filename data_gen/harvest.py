@@ -30,6 +30,7 @@ from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
 from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
+from inference.run import check_resume_settings
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
 
@@ -95,20 +96,6 @@ class PromptCheck:
         return [{"role": "user", "content": content}]
 
 
-def check_same_settings(traces: TraceFile, leap_args: LeapArguments) -> None:
-    """Refuse to resume into raw traces made with other LeaP settings (mixed data is unusable)."""
-    first = next(iter(traces), None)
-    if first is None:
-        return
-    current = to_dict(leap_args)
-    for key in CARD_LEAP_KEYS:
-        if key in first.config and first.config[key] != current[key]:
-            raise ConfigError(
-                f"{traces.path} holds traces made with {key}={first.config[key]!r}, "
-                f"not {current[key]!r} (key '{key}'); use a new output_dir or the old settings"
-            )
-
-
 def token_counter(tokenizer: Any) -> Callable[[str], int]:
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
@@ -150,7 +137,7 @@ def harvest(
     out = Path(args.output_dir)
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
-    check_same_settings(traces_file, leap_args)
+    check_resume_settings(traces_file, leap_args, CARD_LEAP_KEYS)
     pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
     own_backend = backend is None and bool(pending)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.args import METHODS, DataArguments, LeapArguments, ModelArguments
-from leapt.config import ConfigError, parse_config, to_dict
+from leapt.config import ConfigError, parse_config
 
 
 @dataclass
@@ -112,26 +112,6 @@ def plan_runs(
     return plan
 
 
-def check_resumable(out: Path, args: LeapArguments) -> None:
-    """Refuse to add to traces made with other settings: one table row, one configuration."""
-    from inference.trace import read_traces
-
-    path = out / "traces.jsonl"
-    if not path.exists():
-        return
-    existing = next(iter(read_traces(path)), None)
-    if existing is None:
-        return
-    wanted = to_dict(args)
-    for key in sorted(wanted):
-        if key in existing.config and existing.config[key] != wanted[key]:
-            raise ConfigError(
-                f"{path} holds traces made with {key}={existing.config[key]!r}, not "
-                f"{wanted[key]!r}; use another 'output_dir' (finished results are never mixed "
-                "or overwritten)"
-            )
-
-
 def run_eval(
     model_args: ModelArguments,
     leap_args: LeapArguments,
@@ -154,12 +134,12 @@ def run_eval(
         )
         for bench in eval_args.benchmarks
     }
-    from inference.run import run_inference
+    from inference.run import check_resume_settings, run_inference
     from inference.trace import TraceFile
 
     root = Path(eval_args.output_dir)
-    for bench, args in plan:
-        check_resumable(root / bench / args.method, args)
+    for bench, args in plan:  # every run is checked before any generates
+        check_resume_settings(TraceFile(root / bench / args.method / "traces.jsonl"), args)
     pending = any(
         {p.id for p in problems[bench]}
         - TraceFile(root / bench / args.method / "traces.jsonl").done_ids()

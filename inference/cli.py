@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from inference.args import DataArguments, LeapArguments, ModelArguments
 from leapt.config import parse_config
@@ -23,7 +24,8 @@ DESCRIPTION = (
 def main(argv: Sequence[str] | None = None) -> int:
     from inference.problems import load_problems
     from inference.protocol import load_protocol
-    from inference.run import run_inference
+    from inference.run import check_resume_settings, run_inference
+    from inference.trace import TraceFile
 
     model_args, leap_args, data_args = parse_config(
         (ModelArguments, LeapArguments, DataArguments),
@@ -33,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load_protocol(leap_args.protocol)
     problems = load_problems(data_args, seed=leap_args.seed)
+    check_resume_settings(TraceFile(Path(data_args.output_dir) / "traces.jsonl"), leap_args)
     summary = run_inference(model_args, leap_args, data_args, problems=problems)
     print(
         f"wrote {data_args.output_dir}/traces.jsonl and summary.json ({summary['finished']} problems)"

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,26 @@ Grader = Callable[[Problem, "str | None"], "bool | None"]
 def default_concurrency(n: int) -> int:
     """Problems in flight at once: enough to fill a batch, few enough to finish early ones."""
     return max(1, 256 // max(1, n))
+
+
+def check_resume_settings(
+    traces: TraceFile, leap_args: LeapArguments, keys: Iterable[str] | None = None
+) -> None:
+    """Refuse to resume into traces made with other settings (``keys``, default all).
+
+    A traces file holds one configuration: mixing settings would corrupt every
+    metric or dataset built from it, and finished results are never overwritten.
+    """
+    first = next(iter(traces), None)
+    if first is None:
+        return
+    current = to_dict(leap_args)
+    for key in sorted(current if keys is None else keys):
+        if key in first.config and first.config[key] != current[key]:
+            raise ConfigError(
+                f"{traces.path} holds traces made with {key}={first.config[key]!r}, not "
+                f"{current[key]!r} (key '{key}'); use another 'output_dir' or the old settings"
+            )
 
 
 def run_inference(

@@ -46,6 +46,11 @@ def test_leapt_infer_writes_traces_and_summary(tmp_path, tiny_model_dir):
     assert main(argv) == 0
     assert len(read_traces(out / "traces.jsonl")) == 2
 
+    # other settings never mix into finished traces: refused, the file untouched
+    before = (out / "traces.jsonl").read_bytes()
+    assert main([*argv, "--T", "11"]) == 2
+    assert (out / "traces.jsonl").read_bytes() == before
+
 
 def test_independent_method_has_no_exchange(tmp_path, tiny_model_dir):
     out = tmp_path / "ind"
