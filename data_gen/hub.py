@@ -1,53 +1,69 @@
 """Publish a generated dataset directory to the Hugging Face Hub.
 
-The token comes from the ``HF_TOKEN`` environment variable or the cached
-``huggingface-cli login``; it is handed to ``huggingface_hub`` and never
-printed, logged or written into the card.  Raw traces stay local: only the
-dataset files, ``stats.json`` and the card are uploaded.
+Used by ``leapt generate --push_to_hub`` and ``leapt publish --dataset``.
+Only ``stats.json``, the parquet data and a card rendered from the stats are
+sent (raw traces stay local); the token handling and the refusal of folders
+holding credentials live in :mod:`leapt.hub`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from leapt.config import ConfigError
 
-#: files of a dataset directory that are published
-UPLOAD_PATTERNS = ["README.md", "stats.json", "data/*.parquet"]
+#: data files of a dataset directory; an upload replaces the remote ones
+DATA_PATTERN = "data/*.parquet"
 
 
-class PublishError(ConfigError):
-    """Publishing failed; the dataset on disk is complete and the push can be retried."""
+def dataset_files(folder: Path) -> list[str]:
+    """The files of a generated dataset that are published, relative to ``folder``."""
+    from data_gen.output import STATS_FILE
+
+    data = sorted(p.relative_to(folder).as_posix() for p in folder.glob(DATA_PATTERN))
+    if not (folder / STATS_FILE).is_file() or not data:
+        raise ConfigError(
+            f"{folder} is not a generated dataset (no {STATS_FILE} or {DATA_PATTERN})"
+        )
+    return [STATS_FILE, *data]
 
 
-def push_dataset(folder: str | Path, repo_id: str, private: bool = False) -> str:
+def dataset_card(folder: Path, repo_id: str) -> str:
+    """The card from ``stats.json``, named as the local card was (else after the repo)."""
+    import json
+
+    from huggingface_hub import DatasetCard
+
+    from data_gen.card import render_card
+    from data_gen.output import STATS_FILE
+
+    name = repo_id.split("/")[-1]
+    if (folder / "README.md").is_file():
+        name = DatasetCard.load(folder / "README.md").data.get("pretty_name") or name
+    stats = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))
+    return render_card(stats, name)
+
+
+def push_dataset(
+    folder: str | Path, repo_id: str, private: bool = False, key: str = "push_to_hub"
+) -> str:
     """Create (if needed) the dataset repo ``repo_id`` and upload ``folder``; returns its URL.
 
-    ``HF_ENDPOINT`` selects another Hub server (e.g. a mirror).  Failures become
-    a one-line :class:`PublishError` that never includes the token.
+    Failures become a one-line :class:`leapt.hub.PublishError` naming ``key``.
     """
-    from huggingface_hub import HfApi
+    from leapt.hub import upload
 
-    token = os.environ.get("HF_TOKEN") or None
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
-    try:
-        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(
-            repo_id=repo_id,
-            repo_type="dataset",
-            folder_path=str(folder),
-            allow_patterns=UPLOAD_PATTERNS,
-            delete_patterns=["data/*.parquet"],  # replace, never accumulate, the data files
-            commit_message="Upload LeaP SFT dataset made with leapt generate",
-        )
-    except Exception as exc:  # network, auth and Hub errors alike: report, keep the local data
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if token:
-            reason = reason.replace(token, "***")
-        raise PublishError(
-            f"could not publish {folder} to the Hub dataset {repo_id!r} (key 'push_to_hub'): "
-            f"{reason}; the local dataset is complete, rerun to retry"
-        ) from exc
+    folder = Path(folder)
+    url = upload(
+        folder,
+        repo_id,
+        repo_type="dataset",
+        files=dataset_files(folder),
+        generated={"README.md": dataset_card(folder, repo_id)},
+        replace=[DATA_PATTERN],
+        private=private,
+        commit_message="Upload LeaP SFT dataset made with leapt generate",
+        context=f" (key '{key}')" if key else "",
+    )
     print(f"published {folder} to {url}")
-    return str(url)
+    return url

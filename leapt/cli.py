@@ -22,6 +22,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "report": ("eval.report_cli", "re-render results from existing traces without generating"),
     "generate": ("data_gen.cli", "harvest a teacher's LeaP traces into an SFT dataset"),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),
+    "publish": (
+        "leapt.publish",
+        "upload a checkpoint with its eval results, or a dataset, to the Hub",
+    ),
 }
 
 

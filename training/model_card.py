@@ -1,13 +1,18 @@
-"""The model card (README.md) written beside every finished checkpoint.
+"""The LeaP fields of a student's model card, added to the card TRL writes.
 
-It names what a reader needs to trust or reproduce the model: base model,
-dataset, the hyperparameters that matter, and what the data preparation kept
-and dropped.  Values are picked field by field (never a dump of the config),
-so a token or other secret can never end up in a published card.
+``SFTTrainer.create_model_card`` (the card TRL writes at every checkpoint and
+before ``push_to_hub``) knows the base model, trainer and library versions;
+this module adds what a reader needs to trust or reproduce a LeaP-T student:
+how it was trained on LeaP traces, the hyperparameters that matter, what the
+data preparation kept and dropped, and how to run it with peer exchange.
+`leapt publish` uses the same sections.  Values are picked field by field
+(never a dump of the config), so a token or other secret never reaches a card.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,21 @@ CARD_HYPERPARAMETERS = (
     "seed",
 )
 LORA_HYPERPARAMETERS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+#: tags every LeaP-T student carries on the Hub
+LEAP_TAGS = ("leapt", "leap-t", "sft")
+
+
+@dataclass
+class LeapCardFields:
+    """What a LeaP-T card says beyond TRL's card; also the content of leapt_training.json."""
+
+    base_model: str
+    dataset: str
+    hyperparameters: dict[str, Any]
+    data_stats: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: "full" weights, a LoRA "adapter", or a LoRA "merged" into the base
+    kind: str = "full"
 
 
 def _plain(value: Any) -> Any:
@@ -52,45 +72,66 @@ def card_hyperparameters(script, args, model, world_size: int) -> dict[str, Any]
     return values
 
 
-def render_card(
-    base_model: str,
-    dataset: str,
-    hyperparameters: dict[str, Any],
-    data_stats: dict[str, int],
-    metrics: dict[str, Any],
-    adapter: bool,
-) -> str:
-    """Markdown model card with YAML front matter the Hub understands."""
-    kind = "LoRA adapter for" if adapter else "Fine-tuned from"
-    lines = [
-        "---",
-        f"base_model: {base_model}",
-        f"datasets:\n- {dataset}",
-        "library_name: " + ("peft" if adapter else "transformers"),
-        "tags:\n- leapt\n- leap-t\n- sft\n- trl",
-        "---",
-        "",
-        f"# LeaP-T student: {Path(base_model).name}",
-        "",
-        f"{kind} `{base_model}` with supervised fine-tuning on `{dataset}` "
-        "(LeaP traces: the loss covers only the text the model wrote, never peer summaries "
-        "or engine prompts), using `leapt train` (TRL SFTTrainer).",
-        "",
-        "Run it with peer exchange, e.g. `leapt infer --model <this repo> --method leap_t`.",
-        "",
-        "## Hyperparameters",
-        "",
-        "| key | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in hyperparameters.items()],
-        "",
-        "## Training data after preparation",
-        "",
-        "| count | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in data_stats.items()],
+def hub_id_or_none(name: str | None) -> str | None:
+    """``name`` when it names a Hub repo, None for a local path (as TRL treats base models)."""
+    return None if not name or Path(name).exists() else name
+
+
+def _table(header: str, rows: Iterable[tuple[str, Any]]) -> list[str]:
+    return [f"| {header} | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+
+
+def usage_snippet(model_ref: str) -> list[str]:
+    """How to run the student with peer exchange (it learned to open LeaP blocks itself)."""
+    return [
+        "```bash",
+        "# with the leapt project installed (make setup)",
+        f"leapt infer --model {model_ref} --method leap_t --n 4 --backend vllm \\",
+        "  --problems builtin:easy --output_dir outputs/infer/leap_t",
+        "```",
     ]
-    if metrics:
-        lines += ["", "## Final training metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in metrics.items()]
+
+
+def leap_sections(fields: LeapCardFields, model_ref: str) -> str:
+    """Markdown sections describing LeaP-T training; ``model_ref`` is the repo id or folder."""
+    intro = {
+        "full": "Fine-tuned from",
+        "adapter": "LoRA adapter for",
+        "merged": "Merged LoRA of",
+    }[fields.kind]
+    lines = [
+        "## LeaP-T training",
+        "",
+        f"{intro} `{fields.base_model}` with supervised fine-tuning on `{fields.dataset}` "
+        "(LeaP traces: the loss covers only the text the model wrote, never peer summaries "
+        "or engine cues), using `leapt train` (TRL SFTTrainer).",
+        "",
+        "### Run it with peer exchange",
+        "",
+        *usage_snippet(model_ref),
+        "",
+        "### Hyperparameters",
+        "",
+        *_table("key", fields.hyperparameters.items()),
+        "",
+        "### Training data after preparation",
+        "",
+        *_table("count", fields.data_stats.items()),
+    ]
+    if fields.metrics:
+        lines += ["", "### Final training metrics", "", *_table("metric", fields.metrics.items())]
     return "\n".join(lines) + "\n"
+
+
+def extend_card(card, fields: LeapCardFields, model_ref: str):
+    """Add LeaP tags, Hub links and sections to a ``huggingface_hub.ModelCard`` (in place)."""
+    data = card.data
+    data.tags = list(dict.fromkeys([*(data.tags or []), *LEAP_TAGS]))
+    if fields.kind == "adapter":
+        data.library_name = "peft"
+    data.base_model = hub_id_or_none(fields.base_model) or data.base_model
+    dataset = hub_id_or_none(fields.dataset)
+    if dataset:
+        data.datasets = [dataset]
+    card.text = card.text.rstrip("\n") + "\n\n" + leap_sections(fields, model_ref)
+    return card

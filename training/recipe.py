@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from leapt.config import ConfigError, parse_config
+from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch
-
-HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 @dataclass
@@ -71,11 +70,6 @@ class TrainScriptArguments(ScriptArguments):
     )
 
 
-def hub_token() -> str | None:
-    """The Hub token from the environment (never from a recipe or the command line)."""
-    return next((os.environ[k] for k in HUB_TOKEN_ENV if os.environ.get(k)), None)
-
-
 def apply_global_batch(script: TrainScriptArguments, args: SFTConfig, world_size: int) -> None:
     if script.global_batch_size is None:
         return
@@ -111,7 +105,9 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
         if not args.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id (the repo to publish to)")
         if not hub_token():
-            raise ConfigError("push_to_hub needs a token in the HF_TOKEN environment variable")
+            raise ConfigError(
+                "push_to_hub needs a Hub token: export HF_TOKEN or run `hf auth login`"
+            )
     if args.max_length is not None and args.max_length <= 0:
         raise ConfigError(f"max_length must be positive, got {args.max_length}")
 

@@ -11,6 +11,7 @@ input fails in seconds with a message naming the key, file or row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -88,8 +89,19 @@ def _prepare_split(script, args, tokenizer, raw, split: str):
     return dataset, stats
 
 
+def _stop_at_end_of_turn(gen, tokenizer) -> None:
+    """Make ``gen`` stop at the end-of-turn token the student was trained on."""
+    eos = gen.eos_token_id
+    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    if tokenizer.eos_token_id not in eos_ids:
+        eos_ids.insert(0, tokenizer.eos_token_id)
+    gen.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
+    if gen.pad_token_id is None:
+        gen.pad_token_id = tokenizer.pad_token_id
+
+
 def _write_generation_config(out_dir: Path, base_model: str, tokenizer) -> None:
-    """Make sure generation stops at the end-of-turn token the student was trained on."""
+    """generation_config.json for a folder (an adapter's is not written by saving the model)."""
     from transformers import GenerationConfig
 
     try:
@@ -99,13 +111,7 @@ def _write_generation_config(out_dir: Path, base_model: str, tokenizer) -> None:
             gen = GenerationConfig.from_pretrained(base_model)
         except OSError:
             gen = GenerationConfig()
-    eos = gen.eos_token_id
-    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
-    if tokenizer.eos_token_id not in eos_ids:
-        eos_ids.insert(0, tokenizer.eos_token_id)
-    gen.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
-    if gen.pad_token_id is None:
-        gen.pad_token_id = tokenizer.pad_token_id
+    _stop_at_end_of_turn(gen, tokenizer)
     gen.save_pretrained(out_dir)
 
 
@@ -122,21 +128,29 @@ def _merge_lora(out_dir: Path, model_args, tokenizer) -> Path:
     return merged_dir
 
 
-def _push(out_dir: Path, repo_id: str, private: bool | None) -> None:
-    """Publish the finished folder (not intermediate checkpoints); token only from env."""
-    from huggingface_hub import HfApi
+def _push(trainer, out_dir: Path, card_kwargs: dict) -> None:
+    """Publish the finished folder through TRL's ``push_to_hub`` (its card with our fields).
 
-    from training.recipe import hub_token
+    Every rank calls it: under ZeRO-3 saving gathers the weights; only rank 0
+    talks to the Hub.  The token is ``huggingface_hub``'s own (``HF_TOKEN`` or
+    the cached login) and is scrubbed from any error.
+    """
+    from leapt.hub import PublishError, check_publishable, hub_token
 
-    api = HfApi(token=hub_token())
-    api.create_repo(repo_id, exist_ok=True, private=private)
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(out_dir),
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "wandb/**"],
-        commit_message="leapt train: final model",
-    )
-    _say(f"pushed {out_dir} to https://huggingface.co/{repo_id}")
+    repo_id = trainer.args.hub_model_id
+    token = hub_token()
+    if trainer.is_world_process_zero():
+        check_publishable(out_dir, [], token)
+    try:
+        trainer.push_to_hub(commit_message="leapt train: final model", **card_kwargs)
+    except Exception as exc:  # network, auth and Hub errors alike: the local model is complete
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PublishError(
+            f"could not push {out_dir} to the Hub model {repo_id!r} (key 'push_to_hub'): "
+            f"{reason.replace(token, '***') if token else reason}; the trained model is complete, "
+            f"publish it with `leapt publish {out_dir} --repo_id {repo_id}`"
+        ) from exc
+    _say(f"pushed {out_dir} to the Hub model {repo_id}")
 
 
 def build_trainer(script, args, model_args):
@@ -145,9 +159,10 @@ def build_trainer(script, args, model_args):
     Returns ``(trainer, tokenizer, PrepareStats)``; everything that can fail on
     user input fails before the model is loaded.
     """
-    from trl import SFTTrainer, get_peft_config
+    from trl import get_peft_config
 
     from training.dataset import load_sft_dataset
+    from training.trainer import LeapSFTTrainer
 
     out_dir = Path(args.output_dir)
     if (out_dir / FINISHED_MARKER).exists():
@@ -171,7 +186,7 @@ def build_trainer(script, args, model_args):
     if model_args.attn_implementation:
         init_kwargs.setdefault("attn_implementation", model_args.attn_implementation)
     args.model_init_kwargs = init_kwargs
-    trainer = SFTTrainer(
+    trainer = LeapSFTTrainer(
         model=model_args.model_name_or_path,
         args=args,
         train_dataset=train_set,
@@ -183,54 +198,66 @@ def build_trainer(script, args, model_args):
 
 
 def train(script, args, model_args) -> Path:
-    """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
-    from training.model_card import card_hyperparameters, render_card
+    """Prepare data, train, save model + tokenizer + generation config + card; return output_dir.
+
+    The epilogue follows TRL's own path (as open-r1's ``sft.py`` does):
+    ``save_model``, ``create_model_card`` and, if asked, ``push_to_hub``, with
+    the LeaP-T fields added by :class:`training.trainer.LeapSFTTrainer`.
+    """
+    from training.model_card import LeapCardFields, card_hyperparameters, hub_id_or_none
 
     out_dir = Path(args.output_dir)
     push = args.push_to_hub
-    args.push_to_hub = False  # published once at the end, with our card, not at every save
+    args.push_to_hub = False  # no repo at start, no push per save: one push_to_hub at the end
     if "wandb" in (args.report_to or []):
         os.environ.setdefault("WANDB_PROJECT", "leapt")  # WANDB_MODE=offline works without network
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
+    card = LeapCardFields(
+        base_model=model_args.model_name_or_path,
+        dataset=script.dataset_name,
+        hyperparameters=card_hyperparameters(
+            script, args, model_args, trainer.accelerator.num_processes
+        ),
+        data_stats=stats.as_dict(),
+        kind="adapter" if model_args.use_peft else "full",
+    )
+    trainer.leap_card = card
+    card_kwargs = {
+        "model_name": (args.hub_model_id or out_dir.name).split("/")[-1],
+        "dataset_name": hub_id_or_none(script.dataset_name),
+        "tags": ["leapt"],
+    }
     resume = _resume_checkpoint(args, script.auto_resume)
     if resume:
         _say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    card.metrics = {
+        k: round(v, 6) if isinstance(v, float) else v for k, v in result.metrics.items()
+    }
+    generation_config = getattr(
+        trainer.accelerator.unwrap_model(trainer.model), "generation_config", None
+    )
+    if generation_config is not None:  # saved with the weights, here and again by push_to_hub
+        _stop_at_end_of_turn(generation_config, tokenizer)
     trainer.save_model(str(out_dir))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
-        world = trainer.accelerator.num_processes
-        hyper = card_hyperparameters(script, args, model_args, world)
-        metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in result.metrics.items()}
         _write_generation_config(out_dir, model_args.model_name_or_path, tokenizer)
         tokenizer.save_pretrained(out_dir)
-        card = render_card(
-            model_args.model_name_or_path,
-            script.dataset_name,
-            hyper,
-            stats.as_dict(),
-            metrics,
-            adapter=bool(model_args.use_peft),
-        )
-        (out_dir / "README.md").write_text(card)
         (out_dir / "data_stats.json").write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
         if model_args.use_peft and script.merge_lora:
-            merged = _merge_lora(out_dir, model_args, tokenizer)
-            (merged / "README.md").write_text(card.replace("LoRA adapter for", "Merged LoRA of"))
+            trainer.merged_dir = _merge_lora(out_dir, model_args, tokenizer)
+        trainer.create_model_card(**card_kwargs)
         record = {
-            "base_model": model_args.model_name_or_path,
-            "dataset": script.dataset_name,
-            "hyperparameters": hyper,
-            "data_stats": stats.as_dict(),
-            "metrics": metrics,
+            **dataclasses.asdict(card),
             "log_history": trainer.state.log_history,
             "script_args": to_dict(script),
         }
         (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        if push:
-            _push(out_dir, args.hub_model_id, args.hub_private_repo)
         _say(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()
+    if push:
+        _push(trainer, out_dir, card_kwargs)
     trainer.end()
     return out_dir
 
