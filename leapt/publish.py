@@ -233,7 +233,7 @@ def validate_model_card(text: str, expected_results: int) -> None:
 def _show(files: Sequence[str], card: str, repo_id: str, repo_type: str) -> None:
     print(f"dry run: would publish to the Hub {repo_type} {repo_id}:")
     print("\n".join(f"  {name}" for name in [*files, "README.md (the card below)"]))
-    print("\n" + card)
+    print("\n" + card, end="")
 
 
 def publish_model(args: PublishArguments) -> str | None:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx2
@@ -21,6 +22,11 @@ from huggingface_hub import DatasetCard, ModelCard, set_client_factory
 from huggingface_hub.utils._http import default_client_factory, hf_request_event_hook
 
 _REPO = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
+
+
+def _origin(request: httpx2.Request) -> str:
+    """Answer with URLs on the endpoint asked (clients check the host of returned URLs)."""
+    return f"{request.url.scheme}://{request.url.netloc.decode()}"
 
 
 @dataclass
@@ -49,7 +55,7 @@ class FakeHub:
             )
             self.repos.setdefault((kind, repo_id), {})
             prefix = "" if kind == "model" else f"{kind}s/"
-            return httpx2.Response(200, json={"url": f"https://hub.test/{prefix}{repo_id}"})
+            return httpx2.Response(200, json={"url": f"{_origin(request)}/{prefix}{repo_id}"})
         if request.method == "POST" and path == "/api/validate-yaml":
             return self._validate_yaml(json.loads(request.content))
         match = re.fullmatch(_REPO + r"/(?P<op>tree|preupload|commit)/(?P<rev>[^/]+)(?:/.*)?", path)
@@ -77,7 +83,7 @@ class FakeHub:
                 {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in wanted
             ]
             return httpx2.Response(200, json={"files": modes})
-        return self._commit(key, files, request.content)
+        return self._commit(key, files, request)
 
     def _validate_yaml(self, body: dict) -> httpx2.Response:
         """The Hub parses a README's metadata before accepting it; here huggingface_hub's parser does."""
@@ -89,7 +95,8 @@ class FakeHub:
         self.validated.append(body["content"])
         return httpx2.Response(200, json={"errors": [], "warnings": []})
 
-    def _commit(self, key, files: dict[str, bytes], payload: bytes) -> httpx2.Response:
+    def _commit(self, key, files: dict[str, bytes], request: httpx2.Request) -> httpx2.Response:
+        payload = request.content
         commit = {"repo": key, "added": {}, "deleted": [], "message": None}
         for line in payload.decode().splitlines():
             item = json.loads(line)
@@ -108,13 +115,12 @@ class FakeHub:
         self.commits.append(commit)
         oid = hashlib.sha1(payload).hexdigest()
         return httpx2.Response(
-            200, json={"commitUrl": f"https://hub.test/{key[1]}/commit/{oid}", "commitOid": oid}
+            200, json={"commitUrl": f"{_origin(request)}/{key[1]}/commit/{oid}", "commitOid": oid}
         )
 
 
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """Route every huggingface_hub request of the test to a fresh :class:`FakeHub`."""
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """Route huggingface_hub's requests to a fresh :class:`FakeHub` (body of a fixture)."""
     hub = FakeHub()
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.test")
     set_client_factory(

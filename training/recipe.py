@@ -20,6 +20,7 @@ from leapt.config import ConfigError, parse_config
 from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch
+from training.launcher import LaunchArguments
 
 
 @dataclass
@@ -134,25 +135,33 @@ def cpu_deepspeed_overrides(argv: Sequence[str], environ: dict[str, str]) -> lis
     return extra
 
 
-def parse_recipe(
+def parse_train_command(
     argv: Sequence[str] | None,
-) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig]:
-    """Parse ``--config recipe.yaml`` + overrides and run every model-free check."""
+) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig, LaunchArguments]:
+    """Parse ``--config recipe.yaml`` + overrides (and launcher flags); run every model-free check."""
     # TrainingArguments rewrites ACCELERATE_MIXED_PRECISION while parsing; keep what the launcher set.
     launch_env = dict(os.environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv += cpu_deepspeed_overrides(argv, launch_env)
-    script, args, model = parse_config(
-        (TrainScriptArguments, SFTConfig, ModelConfig),
+    script, args, model, launch = parse_config(
+        (TrainScriptArguments, SFTConfig, ModelConfig, LaunchArguments),
         argv,
         prog="leapt train",
         description="Supervised fine-tuning of a LeaP-T student on `leapt generate` data "
-        "(TRL SFTTrainer; run under `accelerate launch` for DeepSpeed ZeRO / DDP).",
+        "(TRL SFTTrainer; --num_processes/--accelerate_config start DeepSpeed ZeRO / DDP runs).",
     )
     validate(script, args, model)
-    apply_global_batch(script, args, int(os.environ.get("WORLD_SIZE", "1")))
+    world = launch.num_processes if launch.wanted and launch.num_processes else None
+    apply_global_batch(script, args, world or int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)
-    return script, args, model
+    return script, args, model, launch
+
+
+def parse_recipe(
+    argv: Sequence[str] | None,
+) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig]:
+    """The recipe of a training process (launcher flags dropped)."""
+    return parse_train_command(argv)[:3]
 
 
 def global_batch(args: SFTConfig) -> int:

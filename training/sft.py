@@ -1,8 +1,10 @@
 """`leapt train`: supervised fine-tuning of a LeaP-T student with TRL's SFTTrainer.
 
 One process:   ``leapt train --config configs/training/<recipe>.yaml``
-Many / nodes:  ``accelerate launch --config_file configs/accelerate/<zero2|zero3|...>.yaml
-               -m training.sft --config configs/training/<recipe>.yaml``
+One machine:   ``leapt train --num_processes 8 --accelerate_config zero3 --config ...``
+               (starts ``accelerate launch ... -m training.sft`` itself, see training.launcher)
+Many nodes:    ``accelerate launch --config_file configs/accelerate/<zero2|zero3|...>.yaml
+               -m training.sft --config configs/training/<recipe>.yaml`` per node
 
 Order matters: the recipe, the DeepSpeed/accelerate pairing, the dataset schema
 and every example's masks are checked before the model is loaded, so a bad
@@ -263,10 +265,19 @@ def train(script, args, model_args) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `leapt train` and of ``python -m training.sft`` (accelerate launch)."""
-    from training.recipe import parse_recipe
+    """Entry point of `leapt train` and of ``python -m training.sft`` (every launched rank).
 
-    script, args, model_args = parse_recipe(argv)
+    With ``--num_processes``/``--accelerate_config`` (and not already launched)
+    it starts the ranks through ``accelerate launch`` instead of training.
+    """
+    from training.recipe import parse_train_command
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script, args, model_args, launch = parse_train_command(argv)
+    if launch.wanted:
+        from training.launcher import run_launch
+
+        return run_launch(launch, argv)
     train(script, args, model_args)
     return 0
 

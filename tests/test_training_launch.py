@@ -1,0 +1,67 @@
+"""`leapt train --num_processes N --accelerate_config NAME`: one command starts a multi-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_training_data import write_sft_dataset
+from tests.test_training_distributed import free_port
+from training.sft import FINISHED_MARKER
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
+
+
+def leapt_train(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "leapt.cli", "train", *argv]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_leapt_train_starts_two_deepspeed_processes_from_any_directory(tiny_model_dir, tmp_path):
+    data = write_sft_dataset(tmp_path / "data", n=8)
+    out = tmp_path / "out"
+    proc = leapt_train(
+        "--num_processes", "2",
+        "--accelerate_config", "zero2",
+        "--main_process_port", str(free_port()),
+        "--config", str(SMOKE),
+        "--model_name_or_path", str(tiny_model_dir),
+        "--dataset_name", str(data),
+        "--output_dir", str(out),
+        "--max_steps", "2",
+        cwd=tmp_path,  # the shipped config's DeepSpeed JSON is found outside the repository too
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / FINISHED_MARKER).read_text())
+    assert record["hyperparameters"]["world_size"] == 2
+    assert record["hyperparameters"]["global_batch_size"] == 4
+    assert (out / "model.safetensors").is_file()
+    assert "LeaP-T training" in (out / "README.md").read_text()
+
+
+def test_an_unknown_accelerate_config_is_refused_naming_the_shipped_ones(tmp_path, capsys):
+    from leapt.cli import main as leapt
+
+    argv = ["train", "--config", str(SMOKE), "--accelerate_config", "zero9"]
+    argv += ["--model_name_or_path", str(tmp_path / "never-loaded"), "--output_dir", str(tmp_path)]
+    assert leapt(argv) == 2
+    err = capsys.readouterr().err
+    assert "accelerate_config 'zero9'" in err and "zero3" in err and "ddp" in err
+
+
+def test_a_global_batch_that_the_process_count_cannot_split_fails_before_launch(tmp_path, capsys):
+    from leapt.cli import main as leapt
+
+    argv = ["train", "--config", str(SMOKE), "--num_processes", "3", "--global_batch_size", "8"]
+    argv += ["--model_name_or_path", str(tmp_path / "never-loaded"), "--output_dir", str(tmp_path)]
+    assert leapt(argv) == 2
+    assert "global_batch_size=8" in capsys.readouterr().err
