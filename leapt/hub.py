@@ -87,7 +87,8 @@ def check_publishable(folder: Path, files: Sequence[str], token: str | None) -> 
             raise PublishError(f"refusing to publish {folder}: {rel} contains your Hub token")
 
 
-def _reason(exc: BaseException, token: str | None) -> str:
+def error_reason(exc: BaseException, token: str | None) -> str:
+    """The first line of an error, with the token (if it appears) masked."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text.replace(token, "***") if token else text
 
@@ -141,6 +142,6 @@ def upload(
     except Exception as exc:  # network, auth and Hub errors alike: report, keep the local files
         raise PublishError(
             f"could not publish {folder} to the Hub {repo_type} {repo_id!r}{context}: "
-            f"{_reason(exc, token)}; the local files are complete, rerun to retry"
+            f"{error_reason(exc, token)}; the local files are complete, rerun to retry"
         ) from exc
     return str(url)

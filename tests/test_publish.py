@@ -182,6 +182,20 @@ def test_a_folder_holding_a_credential_is_refused_naming_the_file(
     assert not hub.created and not hub.commits  # refused before any request
 
 
+def test_a_file_to_send_that_contains_the_token_is_refused(
+    evaluated, tmp_path, capsys, hub, monkeypatch
+):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "note": TOKEN}))
+    assert leapt(["publish", str(folder), "--repo_id", "me/leaky"]) == 2
+    captured = capsys.readouterr()
+    assert "config.json contains your Hub token" in captured.err
+    assert TOKEN not in captured.out + captured.err
+    assert not hub.created and not hub.commits
+
+
 def test_results_measured_on_another_model_are_refused(evaluated, tmp_path, capsys):
     results = json.loads((evaluated / "eval" / "results.json").read_text())
     for entry in results["benchmarks"].values():

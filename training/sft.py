@@ -137,19 +137,17 @@ def _push(trainer, out_dir: Path, card_kwargs: dict) -> None:
     talks to the Hub.  The token is ``huggingface_hub``'s own (``HF_TOKEN`` or
     the cached login) and is scrubbed from any error.
     """
-    from leapt.hub import PublishError, check_publishable, hub_token
+    from leapt.hub import PublishError, check_publishable, error_reason, hub_token
 
     repo_id = trainer.args.hub_model_id
     token = hub_token()
-    if trainer.is_world_process_zero():
-        check_publishable(out_dir, [], token)
+    check_publishable(out_dir, [], token)  # on every rank: none may wait in a gather for rank 0
     try:
         trainer.push_to_hub(commit_message="leapt train: final model", **card_kwargs)
     except Exception as exc:  # network, auth and Hub errors alike: the local model is complete
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PublishError(
             f"could not push {out_dir} to the Hub model {repo_id!r} (key 'push_to_hub'): "
-            f"{reason.replace(token, '***') if token else reason}; the trained model is complete, "
+            f"{error_reason(exc, token)}; the trained model is complete, "
             f"publish it with `leapt publish {out_dir} --repo_id {repo_id}`"
         ) from exc
     _say(f"pushed {out_dir} to the Hub model {repo_id}")
