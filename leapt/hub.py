@@ -116,6 +116,11 @@ def upload(
     from huggingface_hub.errors import RepositoryNotFoundError
 
     token = hub_token()
+    if not token:
+        raise PublishError(
+            f"publishing to {repo_id!r}{context} needs a Hub token: export HF_TOKEN or run "
+            "`hf auth login`"
+        )
     check_publishable(folder, files, token)
     api = HfApi(endpoint=hub_endpoint(), token=token)
     sent = set(files) | set(generated)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx2
 import pytest
 from huggingface_hub import DatasetCard, ModelCard, set_client_factory
-from huggingface_hub.utils._http import default_client_factory, hf_request_event_hook
+from huggingface_hub.utils._http import default_client_factory  # to restore the real client
 
 _REPO = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
 
@@ -124,11 +124,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     hub = FakeHub()
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.test")
     set_client_factory(
-        lambda: httpx2.Client(
-            transport=httpx2.MockTransport(hub.handle),
-            event_hooks={"request": [hf_request_event_hook]},
-            follow_redirects=True,
-        )
+        lambda: httpx2.Client(transport=httpx2.MockTransport(hub.handle), follow_redirects=True)
     )
     yield hub
     set_client_factory(default_client_factory)

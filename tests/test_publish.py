@@ -196,6 +196,25 @@ def test_a_file_to_send_that_contains_the_token_is_refused(
     assert not hub.created and not hub.commits
 
 
+def test_the_token_comes_from_the_environment_or_the_cached_login(
+    evaluated, tmp_path, capsys, hub, monkeypatch
+):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    token_file = tmp_path / "hf-home" / "token"
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(token_file))
+    assert leapt(["publish", str(evaluated), "--repo_id", "me/x"]) == 2
+    assert "export HF_TOKEN or run `hf auth login`" in capsys.readouterr().err
+    assert not hub.created
+
+    token_file.parent.mkdir()
+    token_file.write_text(TOKEN)  # what `hf auth login` stores
+    assert leapt(["publish", str(evaluated), "--repo_id", "me/x"]) == 0
+    assert f"Bearer {TOKEN}" in hub.authorizations
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err
+
+
 def test_results_measured_on_another_model_are_refused(evaluated, tmp_path, capsys):
     results = json.loads((evaluated / "eval" / "results.json").read_text())
     for entry in results["benchmarks"].values():
