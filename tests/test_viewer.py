@@ -1,0 +1,183 @@
+"""`leapt view` without a browser: what the page is built from, escaping, CLI and report links."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from inference.routing import route, similarity
+from inference.trace import PathRecord, Segment, Trace, TraceFile
+from leapt.cli import main as leapt
+from tests.viewer_fixture import PROBLEMS, SUMMARIES, TOP_K, N, build_run
+from viewer.data import problem_view, split_pieces, summary_tags
+from viewer.page import embed_json
+
+TAGS = ("<summarize>", "</summarize>")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir):
+    out = tmp_path_factory.mktemp("viewer-run")
+    return out, build_run(out, tiny_model_dir)
+
+
+def test_summaries_are_found_whoever_wrote_the_tags():
+    leap = [  # engine opens the summary, the model closes it
+        Segment("prompt", "Q"),
+        Segment("model", "reasoning"),
+        Segment("prompt", " Summarize. <summarize>"),
+        Segment("model", " x is 3 </summarize>"),
+        Segment("peer", ' <comment> Peer 1: "<summarize> y" </comment>'),
+        Segment("model", "more"),
+    ]
+    assert split_pieces(leap, TAGS) == [
+        ["prompt", "Q"],
+        ["model", "reasoning"],
+        ["prompt", " Summarize. <summarize>"],
+        ["summary", " x is 3 </summarize>"],
+        ["peer", ' <comment> Peer 1: "<summarize> y" </comment>'],
+        ["model", "more"],
+    ]
+    leap_t = [
+        Segment("prompt", "Q"),
+        Segment("model", "think <summarize> short"),
+        Segment("prompt", "</summarize>"),
+    ]
+    assert split_pieces(leap_t, TAGS) == [
+        ["prompt", "Q"],
+        ["model", "think "],
+        ["summary", "<summarize> short"],
+        ["prompt", "</summarize>"],
+    ]
+    custom = [Segment("model", "a <note>b</note> c")]
+    assert split_pieces(custom, ("<note>", "</note>")) == [
+        ["model", "a "],
+        ["summary", "<note>b</note>"],
+        ["model", " c"],
+    ]
+
+
+def test_summary_tag_comes_from_the_run(tmp_path):
+    assert summary_tags({}) == TAGS
+    assert summary_tags({"summarize_tag": "gist"}) == ("<gist>", "</gist>")
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text("summarize_tag: recap\n")
+    assert summary_tags({"protocol": str(protocol)}) == ("<recap>", "</recap>")
+    assert summary_tags({"protocol": str(tmp_path / "gone.yaml")}) == TAGS
+
+
+def test_rows_are_leap_turns_and_similarity_is_the_routers(run):
+    _, traces = run
+    trace = traces[0]
+    view = problem_view(trace)
+    turns = sorted({r.turn for r in trace.routing})
+    assert [r["key"] for r in view["rows"]] == [str(t) for t in turns] + ["end"]
+    assert view["prompt"] is not None and view["prompt"] == trace.paths[0].segments[0].text
+    for k, path in enumerate(view["paths"]):
+        for turn in turns:
+            authors = [a for a, _ in path["cells"][str(turn)]]
+            # each turn's cell: reasoning, the summary request, the summary, the peers, the cue
+            assert authors[-2:] == ["peer", "prompt"]
+            assert "summary" in authors
+            summary = "".join(t for a, t in path["cells"][str(turn)] if a == "summary")
+            assert SUMMARIES[k].split()[0] in summary
+        assert "\\boxed" in "".join(t for _, t in path["cells"]["end"])
+    first = view["routing"][0]
+    assert first["turn"] == turns[0] and first["paths"] == list(range(N))
+    said = {p: f"{SUMMARIES[p]} (turn {turns[0]})" for p in range(N)}
+    for a in range(N):
+        for b in range(N):
+            expected = None if a == b else round(similarity(said[a], said[b]), 3)
+            assert first["similarity"][a][b] == expected
+    recorded = {r.path: r.peers for r in trace.routing if r.turn == turns[0]}
+    assert {int(p): q for p, q in first["peers"].items()} == recorded
+    # the recorded choice is what the run's router makes from these similarities
+    router = trace.config["router"]
+    assert route(said, router, TOP_K, random.Random(0)) == recorded
+
+
+def test_a_path_without_matching_routing_is_one_cell():
+    trace = Trace(
+        id="m1",
+        problem="q",
+        answer="1",
+        method="moa",
+        paths=[
+            PathRecord(
+                segments=[
+                    Segment("prompt", "q "),
+                    Segment("peer", "<comment> earlier: 1 </comment>"),
+                    Segment("prompt", " go"),
+                    Segment("model", "\\boxed{1}"),
+                ]
+            )
+        ],
+    )
+    view = problem_view(trace)
+    assert [r["key"] for r in view["rows"]] == ["end"]
+    assert [a for a, _ in view["paths"][0]["cells"]["end"]] == ["peer", "prompt", "model"]
+    assert view["routing"] == []
+
+
+def test_embedded_json_cannot_end_its_script_element():
+    hostile = "</script><script>alert(1)</script><!-- & \u2028"
+    text = embed_json({"t": hostile})
+    assert not re.search(r"[<>&\u2028]", text)
+    assert json.loads(text) == {"t": hostile}
+
+
+def test_page_holds_hostile_text_only_as_escaped_data(run):
+    out, traces = run
+    assert leapt(["view", str(out), "--output", str(out / "page.html")]) == 0
+    page = (out / "page.html").read_text()
+    # our script elements only: one JSON block per problem, the index, and the code
+    assert page.count("<script") == len(traces) + 2
+    assert page.count("</script>") == len(traces) + 2
+    assert "window.__pwned" in page  # the text is there, as data
+    assert "<img" not in page and "<!--" not in page
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
+
+
+def test_view_cli_finds_every_run_layout(run, tmp_path, capsys):
+    out, traces = run
+    eval_root = tmp_path / "eval"
+    for method in ("independent", "leap"):
+        tf = TraceFile(eval_root / "aime24" / method / "traces.jsonl")
+        for t in traces:
+            tf.append(t)
+    assert leapt(["view", str(eval_root)]) == 0
+    page = (eval_root / "trace_view.html").read_text()
+    index = json.loads(re.search(r'id="leapt-index">(.*?)</script>', page).group(1))
+    assert [g["label"] for g in index["groups"]] == ["aime24/independent", "aime24/leap"]
+    problems = index["groups"][1]["problems"]
+    assert [p["id"] for p in problems] == [p.id for p in PROBLEMS]
+    assert problems[0]["gold"] == "4" and problems[0]["correct"] == [True, True, False, True]
+    assert "MB" in capsys.readouterr().out
+
+
+def test_view_cli_bad_input_is_one_line(tmp_path, capsys):
+    assert leapt(["view", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert leapt(["view", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no traces.jsonl" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_links_a_viewer_page_per_method(run, tmp_path):
+    _, traces = run
+    root = tmp_path / "eval"
+    for method in ("independent", "leap"):
+        tf = TraceFile(root / "aime24" / method / "traces.jsonl")
+        for t in traces:
+            tf.append(t)
+    assert leapt(["report", str(root)]) == 0
+    md = (root / "results.md").read_text()
+    links = re.findall(r"\[([^\]]+)\]\(([^)]+\.html)\)", md)
+    assert [label for label, _ in links] == ["aime24 / independent", "aime24 / leap"]
+    for _, target in links:
+        page = (root / target).read_text()
+        assert 'id="leapt-d-0-1"' in page  # both problems embedded
