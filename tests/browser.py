@@ -121,13 +121,12 @@ class Chromium:
             raise RuntimeError(f"page error in {expression!r}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str) -> Any:
+    def wait_for(self, expression: str) -> None:
         """Poll until ``expression`` is truthy (the page renders some views asynchronously)."""
         deadline = time.monotonic() + self.wait
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            if self.evaluate(f"Boolean({expression})"):
+                return
             time.sleep(0.05)
         raise TimeoutError(f"page never satisfied {expression!r}")
 
