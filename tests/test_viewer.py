@@ -9,7 +9,7 @@ import re
 import pytest
 
 from inference.routing import route, similarity
-from inference.trace import PathRecord, Segment, Trace, TraceFile
+from inference.trace import PathRecord, RoutingRecord, Segment, Trace, TraceFile
 from leapt.cli import main as leapt
 from tests.viewer_fixture import PROBLEMS, SUMMARIES, TOP_K, N, build_run
 from viewer.data import problem_view, split_pieces, summary_tags
@@ -86,7 +86,7 @@ def test_rows_are_leap_turns_and_similarity_is_the_routers(run):
             assert SUMMARIES[k].split()[0] in summary
         assert "\\boxed" in "".join(t for _, t in path["cells"]["end"])
     first = view["routing"][0]
-    assert first["turn"] == turns[0] and first["paths"] == list(range(N))
+    assert first["turn"] == turns[0] and first["paths"] == first["columns"] == list(range(N))
     said = {p: f"{SUMMARIES[p]} (turn {turns[0]})" for p in range(N)}
     for a in range(N):
         for b in range(N):
@@ -117,9 +117,31 @@ def test_a_path_without_matching_routing_is_one_cell():
         ],
     )
     view = problem_view(trace)
-    assert [r["key"] for r in view["rows"]] == ["end"]
+    assert view["rows"] == [{"key": "end", "label": "whole path"}]
     assert [a for a, _ in view["paths"][0]["cells"]["end"]] == ["peer", "prompt", "model"]
     assert view["routing"] == []
+
+
+def test_peers_that_are_not_in_the_trace_still_show_in_the_routing():
+    # LeaP-S keeps only its lead path; the drafts it read are routing columns without summaries
+    lead = PathRecord(
+        segments=[
+            Segment("prompt", "q"),
+            Segment("model", "draft"),
+            Segment("prompt", " <summarize>"),
+            Segment("model", "mine </summarize>"),
+            Segment("peer", ' <comment> Peer 1: "a" </comment>'),
+            Segment("prompt", " cue"),
+            Segment("model", "\\boxed{2}"),
+        ]
+    )
+    trace = Trace(
+        "s1", "q", "2", method="leap_s", paths=[lead], routing=[RoutingRecord(1, 0, [2, 3])]
+    )
+    (routing,) = problem_view(trace)["routing"]
+    assert routing["paths"] == [0] and routing["columns"] == [0, 2, 3]
+    assert routing["similarity"] == [[None, None, None]]
+    assert routing["peers"] == {"0": [2, 3]}
 
 
 def test_embedded_json_cannot_end_its_script_element():
@@ -149,10 +171,22 @@ def test_view_cli_finds_every_run_layout(run, tmp_path, capsys):
         tf = TraceFile(eval_root / "aime24" / method / "traces.jsonl")
         for t in traces:
             tf.append(t)
-    assert leapt(["view", str(eval_root)]) == 0
+    gen_root = tmp_path / "gen"
+    for shard in ("shard-0-of-2", "shard-1-of-2"):
+        tf = TraceFile(gen_root / "raw" / shard / "traces.jsonl")
+        tf.append(traces[0 if shard.startswith("shard-0") else 1])
+    labels = {}
+    for root in (eval_root, gen_root, out):
+        assert leapt(["view", str(root), "--output", str(tmp_path / f"{root.name}.html")]) == 0
+        page = (tmp_path / f"{root.name}.html").read_text()
+        index = json.loads(re.search(r'id="leapt-index">(.*?)</script>', page).group(1))
+        labels[root] = [g["label"] for g in index["groups"]]
+    assert labels[eval_root] == ["aime24/independent", "aime24/leap"]
+    assert labels[gen_root] == ["raw/shard-0-of-2", "raw/shard-1-of-2"]
+    assert labels[out] == [out.name]
+    assert leapt(["view", str(eval_root)]) == 0  # default output: beside the traces
     page = (eval_root / "trace_view.html").read_text()
     index = json.loads(re.search(r'id="leapt-index">(.*?)</script>', page).group(1))
-    assert [g["label"] for g in index["groups"]] == ["aime24/independent", "aime24/leap"]
     problems = index["groups"][1]["problems"]
     assert [p["id"] for p in problems] == [p.id for p in PROBLEMS]
     assert problems[0]["gold"] == "4" and problems[0]["correct"] == [True, True, False, True]

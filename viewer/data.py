@@ -118,8 +118,10 @@ def _chunks(pieces: list[Piece]) -> list[list[Piece]]:
     return chunks
 
 
-def _row_label(turn: int | str) -> str:
-    return "after last exchange" if turn == END_ROW else f"turn {turn}"
+def _row_label(turn: int | str, any_turns: bool) -> str:
+    if turn != END_ROW:
+        return f"turn {turn}"
+    return "after last exchange" if any_turns else "whole path"
 
 
 def problem_view(trace: Trace) -> dict[str, Any]:
@@ -162,7 +164,7 @@ def problem_view(trace: Trace) -> dict[str, Any]:
         "gold": trace.answer,
         "options": trace.options,
         "prompt": first[0].text if shared else None,
-        "rows": [{"key": str(r), "label": _row_label(r)} for r in rows],
+        "rows": [{"key": str(r), "label": _row_label(r, bool(turn_rows))} for r in rows],
         "paths": [
             {**_path_facts(path), "cells": {str(k): v for k, v in c.items()}}
             for path, c in zip(trace.paths, cells, strict=True)
@@ -174,24 +176,27 @@ def problem_view(trace: Trace) -> dict[str, Any]:
 def routing_view(trace: Trace, turn: int, summaries: dict[int, str]) -> dict[str, Any]:
     """Who read whom at one turn, with the router's similarity between the summaries.
 
-    The similarity is recomputed with ``inference.routing.similarity`` from the
-    summaries as recorded in the paths (the router's own inputs), for every
-    pair of paths that summarized in this turn.
+    Rows are the paths that read peers at this turn, columns every path involved
+    (LeaP-S records only its lead path as a reader).  The similarity is
+    recomputed with ``inference.routing.similarity`` from the summaries as they
+    stand in the paths (the router's own inputs); ``None`` where a summary is
+    not in the trace.
     """
     peers = {r.path: r.peers for r in trace.routing if r.turn == turn}
-    active = sorted(peers)
-    matrix = [
-        [
-            None if a == b else round(similarity(summaries.get(a, ""), summaries.get(b, "")), 3)
-            for b in active
-        ]
-        for a in active
-    ]
+    readers = sorted(peers)
+    columns = sorted(set(readers).union(*peers.values()))
+
+    def sim(a: int, b: int) -> float | None:
+        if a == b or a not in summaries or b not in summaries:
+            return None
+        return round(similarity(summaries[a], summaries[b]), 3)
+
     return {
         "turn": turn,
-        "paths": active,
-        "peers": {str(p): peers[p] for p in active},
-        "similarity": matrix,
+        "paths": readers,
+        "columns": columns,
+        "peers": {str(p): peers[p] for p in readers},
+        "similarity": [[sim(a, b) for b in columns] for a in readers],
     }
 
 

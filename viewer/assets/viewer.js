@@ -196,8 +196,8 @@
   function peerCaption(routing, k) {
     var at = routing.paths.indexOf(k);
     var parts = routing.peers[k].map(function (q) {
-      var sim = routing.similarity[at][routing.paths.indexOf(q)];
-      return "path " + q + (sim === null || sim === undefined ? "" : " (similarity " + sim.toFixed(2) + ")");
+      var sim = routing.similarity[at][routing.columns.indexOf(q)];
+      return "path " + q + " (similarity " + simText(sim) + ")";
     });
     return el("div", "peer-caption", "reads " + (parts.length ? parts.join(", ") : "no peer"));
   }
@@ -235,23 +235,25 @@
     return sec;
   }
 
+  function simText(sim) { return sim === null || sim === undefined ? "n/a" : sim.toFixed(2); }
+
   function matrix(rt) {
     var table = el("table", "routing-matrix");
     var head = el("tr");
     head.append(el("th", "axis", "reader \u2193 / peer \u2192"));
-    rt.paths.forEach(function (q) { head.append(el("th", null, q)); });
+    rt.columns.forEach(function (q) { head.append(el("th", null, q)); });
     table.append(head);
     rt.paths.forEach(function (p, a) {
       var tr = el("tr");
       tr.append(el("th", null, "path " + p));
-      rt.paths.forEach(function (q, b) {
+      rt.columns.forEach(function (q, b) {
         var sim = rt.similarity[a][b];
-        var td = el("td", null, a === b ? "\u2014" : sim.toFixed(2));
+        var td = el("td", null, p === q ? "\u2014" : simText(sim));
         td.dataset.reader = p;
         td.dataset.peer = q;
         if (rt.peers[p].indexOf(q) >= 0) {
           td.classList.add("routed");
-          td.title = "path " + p + " read path " + q + "'s summary (similarity " + sim.toFixed(2) + ")";
+          td.title = "path " + p + " read path " + q + "'s summary (similarity " + simText(sim) + ")";
         }
         tr.append(td);
       });
