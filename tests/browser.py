@@ -46,6 +46,7 @@ class Chromium:
 
         profile = Path(work_dir) / "chromium-profile"
         profile.mkdir(parents=True, exist_ok=True)
+        (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a reused profile's stale port
         self.wait = wait
         self.errors: list[str] = []
         self._id = 0

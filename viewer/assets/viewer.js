@@ -123,7 +123,7 @@
     main.append(el("h2", null, "Problem " + d.id));
     var facts = el("div", "facts");
     facts.append(el("span", "fact", "gold " + shown(d.gold)), el("span", "fact", d.paths.length + " paths"),
-      el("span", "fact", d.routing.length + " LeaP turns"));
+      el("span", "fact", "LeaP turns: " + d.routing.length));
     main.append(facts);
     var q = el("div", "problem-text");
     fillText(q, d.problem);
