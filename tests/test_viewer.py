@@ -99,6 +99,30 @@ def test_rows_are_leap_turns_and_similarity_is_the_routers(run):
     assert route(said, router, TOP_K, random.Random(0)) == recorded
 
 
+@pytest.mark.parametrize("method", ["leap_t", "leap_s", "independent", "moa"])
+def test_every_method_reads_as_turns_or_whole_paths(method, tmp_path, tiny_model_dir):
+    (trace, _) = build_run(tmp_path, tiny_model_dir, method=method)
+    view = problem_view(trace)
+    turns = sorted({r.turn for r in trace.routing})
+    keys = [r["key"] for r in view["rows"]]
+    assert keys == [str(t) for t in turns] + ["end"]
+    assert bool(turns) == (method in ("leap_t", "leap_s"))
+    for path in view["paths"]:  # every character of every path is shown exactly once
+        shown = (view["prompt"] or "") + "".join(
+            t for k in keys for _, t in path["cells"].get(k, [])
+        )
+        original = trace.paths[view["paths"].index(path)]
+        assert shown == original.text()
+    if method == "leap_t":  # path 1 opened its own summary: the tag and its text are the summary
+        cell = view["paths"][1]["cells"]["1"]
+        assert any(a == "summary" and t.startswith("<summarize>") for a, t in cell)
+    if method == "leap_s":  # the lead read drafts whose summaries are not in the trace
+        (routing,) = view["routing"]
+        assert routing["paths"] == [0] and routing["columns"] == sorted(
+            [0, *trace.routing[0].peers]
+        )
+
+
 def test_a_path_without_matching_routing_is_one_cell():
     trace = Trace(
         id="m1",

@@ -37,21 +37,24 @@ def script(path: int, turn: int, phase: str):
     if turn >= 3:
         answer = 4 if path != 2 else 5
         return (f" Done. </think> The answer is \\boxed{{{answer}}}.", EOS)
+    if path == 1 and turn == 1:  # opens its summary itself (LeaP-T stops there; others go on)
+        return "Turn 1, path 1: time to sum up. <summarize>"
     return f"Turn {turn}, path {path}: let me compute {HOSTILE} carefully. "
 
 
-def build_run(out_dir: Path, tokenizer_dir: Path) -> list[Trace]:
-    """Run LeaP (n=4, top_k=2, dispersed router) on the two problems into ``out_dir``."""
+def build_run(out_dir: Path, tokenizer_dir: Path, method: str = "leap") -> list[Trace]:
+    """Run ``method`` (n=4, top_k=2, dispersed router) on the two problems into ``out_dir``."""
     from transformers import AutoTokenizer
 
     from eval.grading import make_grader
 
-    leap_args = LeapArguments(n=N, top_k=TOP_K, T=48, max_tokens=400)
+    leap_args = LeapArguments(method=method, n=N, top_k=TOP_K, T=48, max_tokens=400)
+    ids = [p.id for p in PROBLEMS]
     backend = ScriptedBackend(
         AutoTokenizer.from_pretrained(tokenizer_dir),
         script,
         leap_args.seed,
-        [p.id for p in PROBLEMS],
+        ids + [f"{i}#moa{layer}" for i in ids for layer in (1, 2)],  # MoA's per-layer ids
         leap_args.n,
     )
     run_inference(
