@@ -20,6 +20,7 @@
   }
   function shown(value) { return value === null || value === undefined ? "\u2013" : String(value); }
   function short(text, n) { text = String(text); return text.length > n ? text.slice(0, n - 1) + "\u2026" : text; }
+  function count(n, one, many) { return n + " " + (n === 1 ? one : many || one + "s"); }
   function verdict(c) { return c === true ? "ok" : c === false ? "bad" : "none"; }
 
   var index = readJSON("leapt-index");
@@ -122,7 +123,7 @@
     main.replaceChildren();
     main.append(el("h2", null, "Problem " + d.id));
     var facts = el("div", "facts");
-    facts.append(el("span", "fact", "gold " + shown(d.gold)), el("span", "fact", d.paths.length + " paths"),
+    facts.append(el("span", "fact", "gold " + shown(d.gold)), el("span", "fact", count(d.paths.length, "path")),
       el("span", "fact", "LeaP turns: " + d.routing.length));
     main.append(facts);
     var q = el("div", "problem-text");
@@ -220,13 +221,14 @@
     sec.append(el("h3", null, "Who read whom"));
     sec.append(el("p", "hint", "Per LeaP turn: a row is the reading path, a column the peer; " +
       "highlighted cells are the summaries it received. Numbers: the similarity the router uses " +
-      "(1 \u2212 normalised Levenshtein distance), recomputed from the summaries in the trace."));
+      "(1 \u2212 normalised Levenshtein distance), recomputed from the summaries in the trace " +
+      "(n/a: a summary the trace does not hold)."));
     d.routing.forEach(function (rt) {
       var det = el("details", "turn-routing");
       det.dataset.turn = rt.turn;
       var edges = 0;
       Object.keys(rt.peers).forEach(function (p) { edges += rt.peers[p].length; });
-      det.append(el("summary", null, "turn " + rt.turn + ": " + rt.paths.length + " paths, " + edges + " summaries passed"));
+      det.append(el("summary", null, "turn " + rt.turn + ": " + count(rt.paths.length, "reader") + ", " + count(edges, "summary", "summaries") + " passed"));
       det.addEventListener("toggle", function () {
         if (det.open && !det.querySelector(".routing-matrix")) det.append(matrix(rt));
       });
