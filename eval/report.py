@@ -334,6 +334,15 @@ def render_plots(results: dict, out_dir: Path) -> list[Path]:
     return written
 
 
+def viewer_links(runs: Sequence[Run], out_dir: Path) -> str:
+    """Write each run's trace viewer page beside results.md; the markdown linking them."""
+    from viewer.cli import write_run_pages
+
+    pages = write_run_pages([(f"{r.benchmark} / {r.method}", r.traces) for r in runs], out_dir)
+    links = [f"- [{label}]({name})" for label, name in pages]
+    return "\n".join(["## Trace viewer (open in a browser)", "", *links, ""])
+
+
 def write_report(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     """Rebuild results.json, results.md and the plots in ``out_dir`` from the traces in ``dirs``."""
     runs = discover_runs(dirs)
@@ -345,6 +354,7 @@ def write_report(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_JSON).write_text(dumps_results(results), encoding="utf-8")
-    (out / RESULTS_MD).write_text(render_markdown(results), encoding="utf-8")
+    md = render_markdown(results) + viewer_links(runs, out)
+    (out / RESULTS_MD).write_text(md, encoding="utf-8")
     render_plots(results, out)
     return results

@@ -1,0 +1,96 @@
+"""``leapt view RUN_DIR``: write one static HTML page showing every trace of a run.
+
+Works on any directory holding ``traces.jsonl`` files: a ``leapt infer``
+output, a ``leapt eval`` tree (one run per benchmark/method folder) or a
+``leapt generate`` output (one run per raw shard).  Each file becomes one run
+the page can switch between.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from inference.trace import Trace, read_traces
+from leapt.config import ConfigError
+from viewer.page import Group, write_page
+
+DEFAULT_NAME = "trace_view.html"
+
+
+def load_groups(run_dir: str | Path) -> list[Group]:
+    """Every non-empty ``traces.jsonl`` under ``run_dir`` (or that file), graded, as runs."""
+    root = Path(run_dir)
+    if root.is_file():
+        files, root = [root], root.parent
+    elif root.is_dir():
+        files = sorted(root.rglob("traces.jsonl"))
+    else:
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    groups: list[Group] = []
+    for path in files:
+        try:
+            traces = read_traces(path)
+        except (OSError, UnicodeDecodeError, TypeError) as exc:
+            raise ConfigError(f"cannot read traces file {path}: {exc}") from exc
+        if traces:
+            rel = path.parent.relative_to(root).as_posix()
+            groups.append((root.resolve().name if rel == "." else rel, _graded(traces)))
+    if not groups:
+        raise ConfigError(f"no traces.jsonl with traces under {run_dir}")
+    return groups
+
+
+def _graded(traces: list[Trace]) -> list[Trace]:
+    """Fill answers/correctness a run did not record (e.g. ``leapt infer``); recorded ones stay."""
+    from eval.grading import grade_trace
+
+    return [grade_trace(t) for t in traces]
+
+
+def page_name(label: str) -> str:
+    """A file name for a run's page, e.g. ``view-aime24-leap.html``."""
+    return "view-" + re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") + ".html"
+
+
+def write_run_pages(groups: Sequence[Group], out_dir: str | Path) -> list[tuple[str, str]]:
+    """One page per run in ``out_dir`` (as ``leapt report`` links them); (label, file name)."""
+    pages = []
+    for label, traces in groups:
+        name = page_name(label)
+        write_page([(label, traces)], Path(out_dir) / name, label)
+        pages.append((label, name))
+    return pages
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leapt view",
+        description="Write one self-contained HTML page (no server, no network) to read the "
+        "traces of an infer, eval or generate run in a browser: the problems with their answers, "
+        "every path side by side by LeaP turn, coloured by author, and who read whom.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or a traces.jsonl)")
+    parser.add_argument(
+        "--output", "-o", default=None, help=f"HTML file to write (default: RUN_DIR/{DEFAULT_NAME})"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    groups = load_groups(args.run_dir)
+    run = Path(args.run_dir)
+    run = run if run.is_dir() else run.parent
+    out = Path(args.output) if args.output else run / DEFAULT_NAME
+    size = write_page(groups, out, run.resolve().name)
+    problems = sum(len(traces) for _, traces in groups)
+    print(f"wrote {out} ({size / 1e6:.1f} MB, {len(groups)} run(s), {problems} problems)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
