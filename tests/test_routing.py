@@ -57,10 +57,10 @@ def test_routing_is_reproducible(summaries, k, router):
 
 
 @given(a=st.text(max_size=20), b=st.text(max_size=20))
-def test_similarity_is_normalized_levenshtein(a, b):
+def test_similarity_is_symmetric_and_one_only_for_equal_texts(a, b):
     s = similarity(a, b)
-    assert 0.0 <= s <= 1.0
     assert s == similarity(b, a)
+    assert (s == 1.0) == (a == b)
     assert similarity(a, a) == 1.0
 
 
