@@ -22,7 +22,13 @@ def leapt_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), **extra}
 
 
-def kill_when(argv: list[str], ready: Callable[[], bool], timeout: float = 600, **env: str) -> int:
+def kill_when(
+    argv: list[str],
+    ready: Callable[[], bool],
+    timeout: float = 600,
+    poll: float = 0.02,
+    **env: str,
+) -> int:
     """Run ``argv``; as soon as ``ready()`` holds, SIGKILL its whole process group.
 
     Fails if the process ends on its own first (the kill must interrupt it).
@@ -42,7 +48,7 @@ def kill_when(argv: list[str], ready: Callable[[], bool], timeout: float = 600, 
             if proc.poll() is not None:
                 raise AssertionError(f"run ended before the kill: {proc.stderr.read()[-3000:]}")
             assert time.monotonic() < deadline, "the moment to kill never came"
-            time.sleep(0.02)
+            time.sleep(poll)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
