@@ -21,6 +21,12 @@ class PublishError(ConfigError):
     """Publishing failed; the dataset on disk is complete and the push can be retried."""
 
 
+def failure_reason(exc: BaseException, token: str | None) -> str:
+    """First line of a Hub failure with the token masked (servers may echo the header back)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return reason.replace(token, "***") if token else reason
+
+
 def push_dataset(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Create (if needed) the dataset repo ``repo_id`` and upload ``folder``; returns its URL.
 
@@ -42,9 +48,7 @@ def push_dataset(folder: str | Path, repo_id: str, private: bool = False) -> str
             commit_message="Upload LeaP SFT dataset made with leapt generate",
         )
     except Exception as exc:  # network, auth and Hub errors alike: report, keep the local data
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if token:
-            reason = reason.replace(token, "***")
+        reason = failure_reason(exc, token)
         raise PublishError(
             f"could not publish {folder} to the Hub dataset {repo_id!r} (key 'push_to_hub'): "
             f"{reason}; the local dataset is complete, rerun to retry"

@@ -149,16 +149,24 @@ def _push(out_dir: Path, repo_id: str, private: bool | None) -> None:
     """Publish the finished folder (not intermediate checkpoints); token only from env."""
     from huggingface_hub import HfApi
 
+    from data_gen.hub import failure_reason
     from training.recipe import hub_token
 
-    api = HfApi(token=hub_token())
-    api.create_repo(repo_id, exist_ok=True, private=private)
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(out_dir),
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "wandb/**"],
-        commit_message="leapt train: final model",
-    )
+    token = hub_token()
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(out_dir),
+            ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "wandb/**"],
+            commit_message="leapt train: final model",
+        )
+    except Exception as exc:  # network, auth and Hub errors alike; the token never shows
+        raise ConfigError(
+            f"could not push {out_dir} to the Hub model {repo_id!r} (key 'push_to_hub'): "
+            f"{failure_reason(exc, token)}; the trained model in {out_dir} is complete"
+        ) from None
     _say(f"pushed {out_dir} to https://huggingface.co/{repo_id}")
 
 
