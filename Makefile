@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-fast lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/leapt infer
 
+# The whole suite; what CI runs (with CI=true, where a skipped test is a failure).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
+
+# The inner loop: everything but the `slow` tests (vLLM, DeepSpeed, Slurm, subprocess runs).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

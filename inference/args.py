@@ -158,6 +158,12 @@ class LeapArguments:
             raise ConfigError(
                 f"'forced_answer_tokens' must be >= 0, got {self.forced_answer_tokens}"
             )
+        if self.temperature < 0:
+            raise ConfigError(f"'temperature' must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"'top_p' must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_p < 1:
+            raise ConfigError(f"'min_p' must be in [0, 1), got {self.min_p}")
         if self.task not in ("math", "choice"):
             raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
         if self.protocol is not None and not Path(self.protocol).is_file():

@@ -20,9 +20,9 @@ def test_registry_has_the_paper_benchmarks():
 @pytest.mark.parametrize(
     ("name", "file", "size"),
     [
-        ("aime24", "aime_2024.json", 30),
-        ("aime25", "aime_2025.json", 30),
-        ("aimo25", "aimo_2025.json", 10),
+        ("aime24", "aime_2024.json", 5),
+        ("aime25", "aime_2025.json", 5),
+        ("aimo25", "aimo_2025.json", 4),
     ],
 )
 def test_local_file_replaces_hub_source(reference_data, name, file, size):

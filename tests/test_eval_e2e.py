@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
+from inference.args import LeapArguments
 from inference.trace import read_traces
 from leapt.cli import main as leapt
+from tests.trace_shape import check_trace
 
 METHODS = ["independent", "leap", "leap_s", "moa"]
 
@@ -89,14 +92,22 @@ def test_leapt_eval_writes_results_and_report_reproduces_them(
             m = methods[method]
             assert m["problems"] == 2
             assert m["n"] == (1 if method == "leap_s" else n)
-            assert 0.0 <= m["pass@1"] <= 1.0 and m["tokens_per_path"] > 0
             assert m["config"]["method"] == method
             traces = read_traces(out / bench / method / "traces.jsonl")
             assert all(p.correct is not None for t in traces for p in t.paths)  # graded
+            # the report's numbers, recomputed from the traces
+            pass1 = sum(sum(p.correct for p in t.paths) / len(t.paths) for t in traces) / 2
+            assert m["pass@1"] == pytest.approx(pass1, abs=1e-6)
+            paths = [p for t in traces for p in t.paths]
+            tokens = sum(p.generated_tokens for p in paths) / len(paths)
+            assert m["tokens_per_path"] == pytest.approx(tokens, abs=1e-6)
+            if method in ("independent", "leap"):
+                fields = {f.name for f in dataclasses.fields(LeapArguments)}
+                for t in traces:
+                    check_trace(t, LeapArguments(**{k: t.config[k] for k in fields}))
         assert set(results["benchmarks"][bench]["compute_matched"]) == {"leap", "leap_s", "moa"}
     gpqa_traces = read_traces(out / "gpqa_diamond" / "leap" / "traces.jsonl")
     assert all(t.answer in "ABCD" and len(t.options) == 4 for t in gpqa_traces)
-    assert any(p.finish for t in gpqa_traces for p in t.paths)
     md = (out / "results.md").read_text()
     assert "| leap_s |" in md and "| moa |" in md and "gpqa_diamond" in md
     for png in ("accuracy.png", "accuracy_vs_tokens.png"):

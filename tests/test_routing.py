@@ -57,10 +57,10 @@ def test_routing_is_reproducible(summaries, k, router):
 
 
 @given(a=st.text(max_size=20), b=st.text(max_size=20))
-def test_similarity_is_normalized_levenshtein(a, b):
+def test_similarity_is_symmetric_and_one_only_for_equal_texts(a, b):
     s = similarity(a, b)
-    assert 0.0 <= s <= 1.0
     assert s == similarity(b, a)
+    assert (s == 1.0) == (a == b)
     assert similarity(a, a) == 1.0
 
 
@@ -79,3 +79,31 @@ def test_ties_broken_by_peer_index():
 def test_hybrid_mixes_most_and_least_similar():
     summaries = {0: "aaaa", 1: "aaab", 2: "zzzz", 3: "aabb"}
     assert route(summaries, "hybrid", 2, random.Random(0))[0] == [1, 2]
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Reference edit distance (insert, delete, substitute: cost 1 each), by dynamic programming."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def paper_similarity(a: str, b: str) -> float:
+    """The paper's measure, 1 - D_lev(a, b) / max(|a|, |b|), from the reference distance."""
+    return 1.0 - levenshtein(a, b) / max(len(a), len(b), 1)
+
+
+def test_similarity_is_levenshtein_not_indel():
+    # a substitution costs 1 (Indel would count delete + insert: "ab"/"ba" would be 0.5)
+    assert similarity("ab", "ba") == 0.0
+    assert similarity("abc", "acb") == pytest.approx(1 / 3)
+    assert similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.text(alphabet="abc ", max_size=12), b=st.text(alphabet="abc ", max_size=12))
+def test_similarity_equals_the_reference_measure(a, b):
+    assert similarity(a, b) == pytest.approx(paper_similarity(a, b))

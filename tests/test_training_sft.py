@@ -74,7 +74,9 @@ def test_tiny_model_learns_and_the_checkpoint_reloads_and_generates(
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert GenerationConfig.from_pretrained(out).eos_token_id == tokenizer.eos_token_id
     text, n_new = generate(out)
-    assert 0 < n_new <= 12 and isinstance(text, str)
+    # every training reply opens with "Let me think step by step."; the random base never does
+    assert n_new > 0 and text.startswith("Let me think"), text
+    assert not generate(tiny_model_dir)[0].startswith("Let me think")
 
     card = (out / "README.md").read_text()
     assert str(tiny_model_dir) in card and str(sft_data) in card

@@ -14,7 +14,7 @@ from inference.args import LeapArguments
 from inference.protocol import Protocol, load_protocol
 from inference.trace import Trace
 
-FINISHES = {"think_end", "eos", "budget", "forced"}
+FINISHES = {"think_end", "eos", "budget", "forced", "context"}
 
 
 def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | None = None) -> None:
@@ -23,12 +23,20 @@ def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | Non
     assert trace.method == leap_args.method
     assert len(trace.paths) == leap_args.n
     forced_suffix = proto.forced_answer(leap_args.task)
-    cap = leap_args.max_tokens + leap_args.summary_max_tokens + leap_args.forced_answer_tokens
+    budget = leap_args.max_tokens  # everything the model writes, summaries included
     for index, path in enumerate(trace.paths):
         assert path.segments[0].kind == "prompt"
         assert path.finish in FINISHES
-        assert 0 < path.generated_tokens <= cap
-        assert path.summary_tokens <= path.generated_tokens
+        if path.finish == "forced":  # the budget was spent, then only the forced answer
+            assert budget <= path.generated_tokens <= budget + leap_args.forced_answer_tokens
+        elif path.finish == "budget":  # cut off exactly at the budget
+            assert path.generated_tokens == budget
+        else:
+            assert 0 < path.generated_tokens <= budget
+        peer_blocks = sum(1 for s in path.segments if s.kind == "peer")
+        assert path.summary_tokens <= min(
+            path.generated_tokens, peer_blocks * leap_args.summary_max_tokens
+        )
         assert (path.finish == "forced") == (forced_suffix in path.text(["prompt"]))
         peers = [s for s in path.segments if s.kind == "peer"]
         assert len(peers) == sum(1 for r in trace.routing if r.path == index)

@@ -32,15 +32,38 @@ def _say(message: str) -> None:
         print(f"[leapt train] {message}", file=sys.stderr, flush=True)
 
 
-def _resume_checkpoint(args, auto_resume: bool) -> str | None:
-    """An explicit resume_from_checkpoint, else the last checkpoint-* in output_dir."""
-    from transformers.trainer_utils import get_last_checkpoint
+def last_complete_checkpoint(out_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``out_dir`` that was written to the end.
 
+    The Trainer writes a checkpoint in place and its ``trainer_state.json``
+    last, so a run killed while saving leaves a folder without that file (or
+    with a torn one); resuming from it would crash or load half a model.
+    """
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    steps = []
+    for folder in out_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if folder.is_dir() and suffix.isdigit():
+            steps.append((int(suffix), folder))
+    for _, folder in sorted(steps, reverse=True):
+        try:
+            json.loads((folder / TRAINER_STATE_NAME).read_text())
+        except (OSError, ValueError):
+            _say(f"skipping incomplete checkpoint {folder}")
+            continue
+        return str(folder)
+    return None
+
+
+def _resume_checkpoint(args, auto_resume: bool) -> str | None:
+    """An explicit resume_from_checkpoint, else the last complete checkpoint-* in output_dir."""
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
     out = Path(args.output_dir)
     if auto_resume and out.is_dir():
-        return get_last_checkpoint(str(out))
+        return last_complete_checkpoint(out)
     return None
 
 

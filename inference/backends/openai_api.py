@@ -33,6 +33,7 @@ import httpx
 from inference.args import ModelArguments
 from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
 from inference.backends.vllm_offline import map_finish, result_from_ids
+from leapt.config import ConfigError
 
 #: most requests in flight at once (the server queues the rest of a round anyway)
 MAX_CONCURRENCY = 64
@@ -43,6 +44,14 @@ _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 class OpenAIBackendError(RuntimeError):
     """A server error or unreachable server, always naming the URL."""
+
+
+class ServerUnusableError(OpenAIBackendError, ConfigError):
+    """The server cannot be used at all (unreachable, refuses us, lacks the model).
+
+    Found by the probe at load time, before any work: a ConfigError, so the CLI
+    prints one line naming ``api_base`` and exits 2 instead of a traceback.
+    """
 
 
 class OpenAIBackend:
@@ -193,6 +202,10 @@ def load(model_args: ModelArguments, model_path: str) -> OpenAIBackend:
     backend = OpenAIBackend(model_args, tokenizer)
     try:
         backend.probe()
+    except OpenAIBackendError as exc:
+        backend.close()
+        reason = " ".join(str(exc).split())
+        raise ServerUnusableError(f"{reason} (key 'api_base')") from exc
     except Exception:
         backend.close()
         raise

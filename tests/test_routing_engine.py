@@ -1,0 +1,123 @@
+"""Routing through the engine: each router's choice, recomputed from the trace alone.
+
+Four paths write summaries at measurably different distances from each other
+(scripted model, real engine); with top_k=2 of 3 peers, dispersed, clustered
+and hybrid must each pick a different pair, and the pair each one recorded
+must be the one the paper's measure 1 - D_lev/max(|a|, |b|), recomputed here
+from the summaries in the trace, prescribes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.problems import Problem
+from inference.protocol import load_protocol
+from inference.run import run_inference
+from inference.trace import Trace, read_traces
+from tests.scripted_model import ScriptedBackend
+from tests.test_routing import paper_similarity
+
+PROTO = load_protocol()
+#: no path is equally similar to two peers (checked below), so every router's choice is unique
+SUMMARIES = [
+    "x = 3 so the answer is 12",
+    "x = 3, so my answer is 13",
+    "x = 3 but then the answer is 18",
+    "a graph shows 9 roots",
+]
+RAMBLE = "Let me think step by step. First compute 12 + 30 = 42. " * 20
+
+
+def run(tmp_path, tiny_model_dir, router: str) -> Trace:
+    def script(path, turn, phase):
+        if phase == "summary":
+            return SUMMARIES[path] + PROTO.summary_close
+        return "12}" if phase == "forced" else RAMBLE
+
+    leap_args = LeapArguments(n=4, top_k=2, T=16, max_tokens=200, router=router)
+    backend = ScriptedBackend(
+        AutoTokenizer.from_pretrained(tiny_model_dir), script, leap_args.seed, ["p"], leap_args.n
+    )
+    out = tmp_path / router
+    run_inference(
+        ModelArguments(model=str(tiny_model_dir)),
+        leap_args,
+        DataArguments(output_dir=str(out)),
+        problems=[Problem("p", "What is 3 * 4?", "12")],
+        backend=backend,
+        output_dir=out,
+        progress=False,
+    )
+    (trace,) = read_traces(out / "traces.jsonl")
+    return trace
+
+
+def summaries_in(trace: Trace, path: int) -> list[str]:
+    """The path's own summaries: the model text right after each opening summary tag."""
+    segments = trace.paths[path].segments
+    found = []
+    for before, seg in zip(segments, segments[1:], strict=False):
+        if before.kind == "prompt" and before.text.endswith(PROTO.summary_open):
+            assert seg.kind == "model"
+            found.append(seg.text.removesuffix(PROTO.summary_close).strip())
+    return found
+
+
+def expected_peers(own: str, others: dict[int, str], router: str, k: int) -> list[int]:
+    by_sim = sorted(others, key=lambda p: (-paper_similarity(own, others[p]), p))
+    least = sorted(others, key=lambda p: (paper_similarity(own, others[p]), p))
+    if router == "clustered":
+        return by_sim[:k]
+    if router == "dispersed":
+        return least[:k]
+    chosen = by_sim[: k // 2]  # hybrid: half most similar, the rest least similar
+    return chosen + [p for p in least if p not in chosen][: k - len(chosen)]
+
+
+def summary_at(trace: Trace, path: int, turn: int) -> str:
+    """The summary ``path`` wrote at ``turn`` (its n-th summary, n = its n-th LeaP block)."""
+    turns = sorted(r.turn for r in trace.routing if r.path == path)
+    return summaries_in(trace, path)[turns.index(turn)]
+
+
+@pytest.mark.parametrize("router", ["dispersed", "clustered", "hybrid"])
+def test_each_router_picks_the_peers_the_paper_measure_prescribes(tmp_path, tiny_model_dir, router):
+    trace = run(tmp_path, tiny_model_dir, router)
+    assert {r.turn for r in trace.routing} >= {1, 2}, "the run must hold several LeaP turns"
+    full_turns = 0
+    for record in trace.routing:
+        # routing is among the paths that summarized at this turn (the others have ended)
+        routed = [r.path for r in trace.routing if r.turn == record.turn]
+        own = summary_at(trace, record.path, record.turn)
+        others = {q: summary_at(trace, q, record.turn) for q in routed if q != record.path}
+        if len(others) == 3:
+            full_turns += 1
+            sims = {paper_similarity(own, s) for s in others.values()}
+            assert len(sims) == 3, "the scripted summaries must not tie"
+        expected = expected_peers(own, others, router, min(2, len(others)))
+        assert record.peers == expected, record
+        blocks = [s.text for s in trace.paths[record.path].segments if s.kind == "peer"]
+        turns = sorted(r.turn for r in trace.routing if r.path == record.path)
+        read = blocks[turns.index(record.turn)]
+        for i, q in enumerate(record.peers, start=1):
+            assert f'Peer {i}: "{others[q]}"' in read
+    assert full_turns >= 4
+
+
+def test_dispersed_clustered_and_hybrid_pick_different_peers(tmp_path, tiny_model_dir):
+    first_turn = {
+        router: {
+            r.path: r.peers for r in run(tmp_path, tiny_model_dir, router).routing if r.turn == 1
+        }
+        for router in ("dispersed", "clustered", "hybrid")
+    }
+    for path in range(4):
+        picks = {router: tuple(sorted(peers[path])) for router, peers in first_turn.items()}
+        assert len(set(picks.values())) == 3, (path, picks)
+    # path 0 ("... is 12"): its nearest peer is path 1 ("... is 13"), its farthest path 3
+    assert first_turn["clustered"][0] == [1, 2]
+    assert first_turn["dispersed"][0] == [3, 2]
+    assert first_turn["hybrid"][0] == [1, 3]
