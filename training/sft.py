@@ -29,16 +29,26 @@ def _say(message: str) -> None:
         print(f"[leapt train] {message}", file=sys.stderr, flush=True)
 
 
+class TrainingStopped(RuntimeError):
+    """Training stopped on a signal after saving a checkpoint; rerun the same command to resume."""
+
+
+#: exit code of a run stopped on a signal (EX_TEMPFAIL: try again), unlike a finished (0) or failed one
+STOPPED_EXIT = 75
+
+
 def _resume_checkpoint(args, auto_resume: bool) -> str | None:
-    """An explicit resume_from_checkpoint, else the last checkpoint-* in output_dir."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """An explicit resume_from_checkpoint, else the last *complete* checkpoint-* in output_dir."""
+    from training.checkpoints import last_complete_checkpoint
 
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
-    out = Path(args.output_dir)
-    if auto_resume and out.is_dir():
-        return get_last_checkpoint(str(out))
-    return None
+    if not auto_resume:
+        return None
+    last, skipped = last_complete_checkpoint(args.output_dir)
+    for path in skipped:
+        _say(f"ignoring {path}: not completely written (the run stopped while saving it)")
+    return None if last is None else str(last)
 
 
 def _load_tokenizer(model_args, args):
@@ -184,6 +194,7 @@ def build_trainer(script, args, model_args):
 
 def train(script, args, model_args) -> Path:
     """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
+    from training.checkpoints import MarkCompleteCheckpoints, StopOnSignal
     from training.model_card import card_hyperparameters, render_card
 
     out_dir = Path(args.output_dir)
@@ -192,10 +203,19 @@ def train(script, args, model_args) -> Path:
     if "wandb" in (args.report_to or []):
         os.environ.setdefault("WANDB_PROJECT", "leapt")  # WANDB_MODE=offline works without network
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
+    trainer.add_callback(MarkCompleteCheckpoints())
+    stop = StopOnSignal()
+    trainer.add_callback(stop)
     resume = _resume_checkpoint(args, script.auto_resume)
     if resume:
         _say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    if stop.stopped:
+        trainer.accelerator.wait_for_everyone()
+        raise TrainingStopped(
+            f"stopped on a signal at step {trainer.state.global_step} after saving a checkpoint "
+            f"in {out_dir}; run the same command again to resume"
+        )
     trainer.save_model(str(out_dir))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
@@ -240,7 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.recipe import parse_recipe
 
     script, args, model_args = parse_recipe(argv)
-    train(script, args, model_args)
+    try:
+        train(script, args, model_args)
+    except TrainingStopped as exc:
+        _say(str(exc))
+        return STOPPED_EXIT
     return 0
 
 
