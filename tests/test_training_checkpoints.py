@@ -100,3 +100,18 @@ def test_sigusr1_saves_a_complete_checkpoint_stops_and_the_rerun_resumes(tiny_mo
     steps = [e["step"] for e in record["log_history"] if "loss" in e]
     assert steps[-1] == stopped_at + 2
     assert min(s for s in steps if s > stopped_at) == stopped_at + 1
+
+
+def test_zero_checkpoint_of_another_world_size_is_refused_before_the_model(tmp_path, capsys):
+    from leapt.cli import main as leapt
+
+    out = tmp_path / "out"
+    ckpt = fake_checkpoint(out, 8, TRAINER_STATE, COMPLETE_MARKER)
+    (ckpt / "global_step8").mkdir()
+    for rank in (0, 1):  # what DeepSpeed wrote from 2 processes
+        (ckpt / "global_step8" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_text("")
+    argv = ["train", "--config", str(SMOKE), "--output_dir", str(out)]
+    argv += ["--model_name_or_path", "/nonexistent/model-never-loaded", "--dataset_name", "x"]
+    assert leapt(argv) == 2  # this process alone: world size 1
+    err = capsys.readouterr().err
+    assert f"{ckpt} holds ZeRO optimizer states of 2 processes but this run has 1" in err

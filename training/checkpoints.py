@@ -64,6 +64,30 @@ def last_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[
     return None, skipped
 
 
+def zero_world_size(checkpoint: str | Path) -> int | None:
+    """How many ranks saved the ZeRO optimizer shards of ``checkpoint`` (None: not ZeRO).
+
+    DeepSpeed writes one ``zero_pp_rank_<r>_mp_rank_..._optim_states.pt`` per
+    rank and cannot load them at another world size.
+    """
+    shards = Path(checkpoint).glob("global_step*/*zero_pp_rank_*_optim_states.pt")
+    ranks = {m.group(1) for p in shards if (m := re.search(r"zero_pp_rank_(\d+)_", p.name))}
+    return len(ranks) or None
+
+
+def check_resume_world_size(checkpoint: str | Path, world_size: int) -> None:
+    """Refuse, before any model loads, to resume ZeRO shards at another world size."""
+    from leapt.config import ConfigError
+
+    saved = zero_world_size(checkpoint)
+    if saved is not None and saved != world_size:
+        raise ConfigError(
+            f"{checkpoint} holds ZeRO optimizer states of {saved} processes but this run has "
+            f"{world_size}; resume with {saved} processes (same nodes x GPUs), or start from its "
+            "weights (--model_name_or_path) in a new output_dir"
+        )
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 

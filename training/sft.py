@@ -194,7 +194,11 @@ def build_trainer(script, args, model_args):
 
 def train(script, args, model_args) -> Path:
     """Prepare data, train, save model + tokenizer + generation config + card; return output_dir."""
-    from training.checkpoints import MarkCompleteCheckpoints, StopOnSignal
+    from training.checkpoints import (
+        MarkCompleteCheckpoints,
+        StopOnSignal,
+        check_resume_world_size,
+    )
     from training.model_card import card_hyperparameters, render_card
 
     out_dir = Path(args.output_dir)
@@ -202,11 +206,13 @@ def train(script, args, model_args) -> Path:
     args.push_to_hub = False  # published once at the end, with our card, not at every save
     if "wandb" in (args.report_to or []):
         os.environ.setdefault("WANDB_PROJECT", "leapt")  # WANDB_MODE=offline works without network
+    resume = _resume_checkpoint(args, script.auto_resume)
+    if resume:
+        check_resume_world_size(resume, int(os.environ.get("WORLD_SIZE", "1")))
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
     trainer.add_callback(MarkCompleteCheckpoints())
     stop = StopOnSignal()
     trainer.add_callback(stop)
-    resume = _resume_checkpoint(args, script.auto_resume)
     if resume:
         _say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
