@@ -3,7 +3,7 @@
 Two forms::
 
     leapt generate --config configs/generate/<name>.yaml [--key value ...]
-    leapt generate merge DIR... --output-dir OUT [--push-to-hub REPO]
+    leapt generate merge DIR... --output-dir OUT [--allow-partial] [--push-to-hub REPO]
 
 The first harvests one shard (``--shard I/N``); the second combines the
 dataset directories of several shards (or a folder of ``shard-*`` datasets)
@@ -31,6 +31,7 @@ DESCRIPTION = (
 def merge_main(argv: Sequence[str]) -> int:
     """``leapt generate merge``: union of shard datasets, keyed by (problem id, path index)."""
     from data_gen.output import (
+        check_shard_set,
         expand_dirs,
         merge_rows,
         merge_stats,
@@ -58,6 +59,12 @@ def merge_main(argv: Sequence[str]) -> int:
         help="Hub dataset repo to publish to (token from HF_TOKEN or a cached login)",
     )
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument(
+        "--allow-partial",
+        "--allow_partial",
+        action="store_true",
+        help="merge even when shards are missing or come from runs with different shard counts",
+    )
     args = parser.parse_args(list(argv))
 
     inputs = expand_dirs(args.dirs)
@@ -65,6 +72,8 @@ def merge_main(argv: Sequence[str]) -> int:
     if any(out.resolve() == d.resolve() for d in inputs):
         raise ConfigError(f"--output-dir {out} is one of the inputs; choose a new directory")
     loaded = [read_dataset_dir(d) for d in inputs]
+    if not args.allow_partial:
+        check_shard_set(inputs, [stats for _, stats in loaded])
     rows, repeats = merge_rows(rows for rows, _ in loaded)
     stats = merge_stats([stats for _, stats in loaded], kept_rows=len(rows), repeats=repeats)
     write_dataset(out, rows, stats, args.dataset_name)

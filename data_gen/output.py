@@ -126,6 +126,34 @@ def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
+def check_shard_set(inputs: Sequence[Path], all_stats: Sequence[dict]) -> None:
+    """Refuse shards that are not one complete ``shard-i-of-N`` set (0..N-1, one N).
+
+    A merge of an unfinished Slurm array would otherwise give a dataset that
+    silently lacks problems; ``--allow-partial`` skips this check.
+    """
+    found: dict[int, set[int]] = {}
+    where: dict[int, Path] = {}
+    for path, stats in zip(inputs, all_stats, strict=True):
+        for shard in stats.get("shards", []):
+            index, _, count = str(shard).partition("/")
+            found.setdefault(int(count), set()).add(int(index))
+            where.setdefault(int(count), path)
+    if len(found) > 1:
+        sets = ", ".join(f"-of-{n} ({where[n]})" for n in sorted(found))
+        raise ConfigError(
+            f"mixed shard counts {sets}: these are shards of different runs; merge one "
+            "run's shards (or pass --allow-partial)"
+        )
+    for count, indices in found.items():
+        missing = [f"shard-{i}-of-{count}" for i in range(count) if i not in indices]
+        if missing:
+            raise ConfigError(
+                f"incomplete shard set: missing {', '.join(missing)} (not finished, or not "
+                "given); rerun those array tasks, or pass --allow-partial to merge what exists"
+            )
+
+
 def _add_counts(a: dict, b: dict) -> dict:
     """Key-wise sum of two count trees (nested dicts of ints)."""
     out = dict(a)

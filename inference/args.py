@@ -81,6 +81,33 @@ class ModelArguments:
         for key in ("hf_batch_size", "tensor_parallel_size", "data_parallel_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
+        if self.backend == "vllm":
+            check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
+
+
+def visible_gpu_count() -> int | None:
+    """GPUs this process may use, or None on a CPU-only build (vLLM then runs on the CPU)."""
+    import torch
+
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return None
+    return torch.cuda.device_count()  # honours CUDA_VISIBLE_DEVICES, as Slurm sets it
+
+
+def check_gpu_count(tensor_parallel_size: int, data_parallel_size: int) -> None:
+    """Refuse a parallel layout the visible GPUs cannot hold, before any model loads.
+
+    Without this, vLLM finds out only after minutes of start-up (or a Slurm job
+    given 1 GPU for a tensor-parallel-4 config waits in the queue to do so).
+    """
+    needed = tensor_parallel_size * data_parallel_size
+    visible = visible_gpu_count()
+    if visible is not None and needed > visible:
+        raise ConfigError(
+            f"tensor_parallel_size x data_parallel_size = {tensor_parallel_size} x "
+            f"{data_parallel_size} needs {needed} GPUs but {visible} are visible; request "
+            f"{needed} (e.g. sbatch --gpus-per-node={needed}) or lower the parallel sizes"
+        )
 
 
 @dataclass

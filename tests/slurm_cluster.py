@@ -54,11 +54,15 @@ class SlurmCluster:
     cpus: int
     processes: list[subprocess.Popen] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
+    #: prepended to every client command (``nsenter --net=...`` for the two-node cluster)
+    prefix: tuple[str, ...] = ()
+    #: network namespaces to delete once the daemons are gone
+    namespaces: list[str] = field(default_factory=list)
 
     def run(self, *args: str, cwd: str | Path | None = None) -> str:
         """Run a Slurm client command against this cluster and return its stdout."""
         proc = subprocess.run(
-            list(args), env=self.env, cwd=cwd, capture_output=True, text=True, timeout=60
+            [*self.prefix, *args], env=self.env, cwd=cwd, capture_output=True, text=True, timeout=60
         )
         if proc.returncode != 0:
             raise SlurmError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -77,7 +81,7 @@ class SlurmCluster:
         ``env`` adds variables to the job's environment (sbatch exports the
         submitting environment to the job by default, as on a real cluster).
         """
-        command = ["sbatch", "--parsable", *options, str(script), *script_args]
+        command = [*self.prefix, "sbatch", "--parsable", *options, str(script), *script_args]
         proc = subprocess.run(
             command,
             env={**self.env, **(env or {})},
@@ -133,7 +137,9 @@ class SlurmCluster:
     def stop(self) -> None:
         """Cancel our jobs, then stop the daemons we started (newest first)."""
         if self.submitted:
-            subprocess.run(["scancel", *self.submitted], env=self.env, capture_output=True)
+            subprocess.run(
+                [*self.prefix, "scancel", *self.submitted], env=self.env, capture_output=True
+            )
         for proc in reversed(self.processes):
             proc.terminate()
         for proc in reversed(self.processes):
@@ -142,6 +148,8 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for name in reversed(self.namespaces):  # takes the veths and the bridge with it
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
 def _which(name: str) -> str | None:
@@ -165,15 +173,34 @@ def _memory_mib() -> int:
     raise SlurmError("cannot read MemTotal from /proc/meminfo")
 
 
-def write_config(root: Path, node: str, cpus: int) -> Path:
-    """Write the private slurm.conf of a one-node cluster living under ``root``."""
+@dataclass(frozen=True)
+class Node:
+    """One slurmd: its NodeName (also its hostname) and the address slurmctld reaches it on."""
+
+    name: str
+    addr: str
+    cpus: int
+
+
+def write_config(root: Path, controller: str, controller_addr: str, nodes: list[Node]) -> Path:
+    """Write the private slurm.conf of a cluster living under ``root``.
+
+    ``%n`` (the node name) keeps the spool, pid and log files of several slurmds apart.
+    """
     (root / "state").mkdir()
-    (root / "spool").mkdir()
+    for node in nodes:
+        (root / "spool" / node.name).mkdir(parents=True)
+    memory = _memory_mib() // len(nodes)
+    node_lines = "\n".join(
+        f"NodeName={n.name} NodeAddr={n.addr} NodeHostname={n.name} CPUs={n.cpus} "
+        f"RealMemory={memory} State=UNKNOWN"
+        for n in nodes
+    )
     conf = root / "slurm.conf"
     conf.write_text(
         f"""\
 ClusterName=leapt-test
-SlurmctldHost={node}(127.0.0.1)
+SlurmctldHost={controller}({controller_addr})
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
@@ -182,11 +209,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={root}/munge.socket
 StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
+SlurmdSpoolDir={root}/spool/%n
 SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
+SlurmdPidFile={root}/slurmd-%n.pid
 SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd.log
+SlurmdLogFile={root}/slurmd-%n.log
 MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -199,18 +226,25 @@ SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
 ReturnToService=2
 MinJobAge=3600
-NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mib()} State=UNKNOWN
-PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
+{node_lines}
+PartitionName=debug Nodes={",".join(n.name for n in nodes)} Default=YES MaxTime=INFINITE State=UP
 """
     )
     return conf
 
 
-def _start(cluster: SlurmCluster, *command: str) -> None:
-    """Start a daemon in the foreground (-D/-F), its own output going to ``<name>.out``."""
-    with open(cluster.root / f"{Path(command[0]).name}.out", "w") as out:
+def _start(
+    cluster: SlurmCluster, *command: str, label: str = "", wrap: tuple[str, ...] = ()
+) -> None:
+    """Start a daemon in the foreground (-D/-F), its own output going to ``<label>.out``.
+
+    ``wrap`` runs it inside namespaces; every wrapper execs, so the pid we
+    keep (and later stop) is the daemon's own.
+    """
+    program = _which(command[0]) or command[0]
+    with open(cluster.root / f"{label or Path(command[0]).name}.out", "w") as out:
         proc = subprocess.Popen(
-            [_which(command[0]) or command[0], *command[1:]],
+            [*wrap, program, *command[1:]],
             env=cluster.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -231,43 +265,135 @@ def _wait_for(cluster: SlurmCluster, what: str, check, timeout: float = 60.0) ->
     raise SlurmError(f"timed out waiting for {what}\n{cluster.logs()}")
 
 
+def _start_munged(cluster: SlurmCluster) -> None:
+    """A private munged: its unix socket is a file, so every network namespace reaches it."""
+    root = cluster.root
+    key = root / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    socket_path = root / "munge.socket"
+    _start(
+        cluster,
+        "munged",
+        "--foreground",
+        # pytest's tmp dirs are private (0700); munged only warns about that
+        # with --force, and every client here runs as the same user anyway
+        "--force",
+        f"--socket={socket_path}",
+        f"--key-file={key}",
+        f"--pid-file={root}/munged.pid",
+        f"--seed-file={root}/munged.seed",
+        f"--log-file={root}/munged.log",
+    )
+    _wait_for(cluster, "munged", socket_path.exists)
+
+
+def _wait_idle(cluster: SlurmCluster, count: int) -> None:
+    def nodes_idle() -> bool:
+        proc = subprocess.run(
+            [*cluster.prefix, "sinfo", "-h", "-N", "-o", "%T"],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+        )
+        return proc.returncode == 0 and proc.stdout.split() == ["idle"] * count
+
+    _wait_for(cluster, f"{count} node(s) to become idle in sinfo", nodes_idle)
+
+
+def _client_env(conf: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
+    env["SLURM_CONF"] = str(conf)
+    return env
+
+
 def start_cluster(root: Path) -> SlurmCluster:
     """Start munged, slurmctld and slurmd under ``root``; return once the node is idle."""
     node = socket.gethostname().split(".")[0]
     cpus = os.cpu_count() or 1
-    conf = write_config(root, node, cpus)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
-    env["SLURM_CONF"] = str(conf)
-    cluster = SlurmCluster(root=root, env=env, node=node, cpus=cpus)
+    conf = write_config(root, node, "127.0.0.1", [Node(node, "127.0.0.1", cpus)])
+    cluster = SlurmCluster(root=root, env=_client_env(conf), node=node, cpus=cpus)
     try:
-        key = root / "munge.key"
-        key.write_bytes(os.urandom(1024))
-        key.chmod(0o600)
-        socket_path = root / "munge.socket"
-        _start(
-            cluster,
-            "munged",
-            "--foreground",
-            # pytest's tmp dirs are private (0700); munged only warns about that
-            # with --force, and every client here runs as the same user anyway
-            "--force",
-            f"--socket={socket_path}",
-            f"--key-file={key}",
-            f"--pid-file={root}/munged.pid",
-            f"--seed-file={root}/munged.seed",
-            f"--log-file={root}/munged.log",
-        )
-        _wait_for(cluster, "munged", socket_path.exists)
+        _start_munged(cluster)
         _start(cluster, "slurmctld", "-D", "-i")
         _start(cluster, "slurmd", "-D", "-N", node)
+        _wait_idle(cluster, 1)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
-        def node_idle() -> bool:
-            proc = subprocess.run(
-                ["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True
-            )
-            return proc.returncode == 0 and proc.stdout.strip() == "idle"
 
-        _wait_for(cluster, "the node to become idle in sinfo", node_idle)
+#: the private subnet of the two-node cluster; it exists only inside its namespaces
+SUBNET = "10.211.7"
+#: the interface name of each node's end of its veth pair
+NODE_IFNAME = "eth0"
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SlurmError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def _enter(netns: str) -> tuple[str, ...]:
+    """Run in network namespace ``netns``.
+
+    nsenter, not ``ip netns exec``: the latter also remounts /sys for the
+    namespace, which hides /sys/fs/cgroup that slurmd wants to see.
+    """
+    return ("nsenter", f"--net=/run/netns/{netns}")
+
+
+def _in_namespace(netns: str, hostname: str) -> tuple[str, ...]:
+    """Run in network namespace ``netns`` and a new UTS namespace named ``hostname``."""
+    return (*_enter(netns), "unshare", "--uts", "sh", "-c",
+            f'hostname {hostname} && exec "$0" "$@"')  # fmt: skip
+
+
+def start_two_node_cluster(root: Path) -> SlurmCluster:
+    """Two slurmds, each in its own network + UTS namespace, and slurmctld in a third.
+
+    The controller's namespace holds a bridge; each node is joined to it by a
+    veth pair whose other end is the node's ``eth0``.  No namespace has a route
+    out, so all cluster and job traffic stays inside these namespaces; client
+    commands run in the controller's namespace (``cluster.prefix``).  munged
+    stays in the root namespace: its socket is a file.
+    """
+    tag = f"lt{os.getpid()}"
+    ctl = f"{tag}-ctl"
+    nodes = [Node(f"leapt-n{i}", f"{SUBNET}.{10 + i}", 1) for i in range(2)]
+    conf = write_config(root, "leapt-ctl", f"{SUBNET}.1", nodes)
+    cluster = SlurmCluster(
+        root=root,
+        env=_client_env(conf),
+        node=nodes[0].name,
+        cpus=1,
+        prefix=_enter(ctl),
+    )
+    try:
+        cluster.namespaces.append(ctl)
+        _ip("netns", "add", ctl)
+        _ip("-n", ctl, "link", "set", "lo", "up")
+        _ip("-n", ctl, "link", "add", "br0", "type", "bridge")
+        _ip("-n", ctl, "addr", "add", f"{SUBNET}.1/24", "dev", "br0")
+        _ip("-n", ctl, "link", "set", "br0", "up")
+        for i, node in enumerate(nodes):
+            netns = f"{tag}-n{i}"
+            cluster.namespaces.append(netns)
+            _ip("netns", "add", netns)
+            _ip("-n", ctl, "link", "add", f"veth{i}", "type", "veth",
+                "peer", "name", NODE_IFNAME, "netns", netns)  # fmt: skip
+            _ip("-n", ctl, "link", "set", f"veth{i}", "master", "br0", "up")
+            _ip("-n", netns, "link", "set", "lo", "up")
+            _ip("-n", netns, "addr", "add", f"{node.addr}/24", "dev", NODE_IFNAME)
+            _ip("-n", netns, "link", "set", NODE_IFNAME, "up")
+        _start_munged(cluster)
+        _start(cluster, "slurmctld", "-D", "-i", wrap=_in_namespace(ctl, "leapt-ctl"))
+        for i, node in enumerate(nodes):
+            wrap = _in_namespace(f"{tag}-n{i}", node.name)
+            _start(cluster, "slurmd", "-D", "-N", node.name, label=f"slurmd-{node.name}", wrap=wrap)
+        _wait_idle(cluster, len(nodes))
     except BaseException:
         cluster.stop()
         raise
@@ -287,9 +413,7 @@ def job_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    """A running one-node Slurm cluster; skipped when Slurm is not installed."""
+def _require_slurm() -> None:
     missing = [name for name in PROGRAMS if _which(name) is None]
     if missing:
         pytest.skip(
@@ -297,8 +421,39 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         )
     if os.geteuid() != 0:
         pytest.skip("the test Slurm cluster runs slurmd, which must start jobs as root")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A running one-node Slurm cluster; skipped when Slurm is not installed."""
+    _require_slurm()
     root = tmp_path_factory.mktemp("slurm")
     cluster = start_cluster(root)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Outside CI a missing capability skips with its reason; in CI it is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """Two slurmds in their own network/UTS namespaces (see start_two_node_cluster)."""
+    _require_slurm()
+    if any(_which(p) is None for p in ("ip", "unshare", "nsenter")):
+        _skip_or_fail("`ip` (iproute2), `unshare` or `nsenter` (util-linux) not installed")
+    probe = f"lt{os.getpid()}-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        _skip_or_fail(f"cannot create a network namespace: {made.stderr.strip()}")
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    cluster = start_two_node_cluster(tmp_path_factory.mktemp("slurm2"))
     try:
         yield cluster
     finally:

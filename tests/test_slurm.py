@@ -231,4 +231,4 @@ def test_generate_sbatch_refuses_array_indices_that_are_not_shards(
     state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[f"{job}_2"]
     log = job_log(workdir, f"leapt-generate-{job}_2.out")
     assert (state["JobState"], state["ExitCode"]) == ("FAILED", "2:0"), log
-    assert "not a shard" in log
+    assert "are not the shards 0..0 of 1" in log

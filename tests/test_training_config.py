@@ -85,6 +85,34 @@ def test_accelerate_config_with_a_mismatched_deepspeed_json_is_rejected(tmp_path
         check_accelerate_file(bad)
 
 
+def test_offloaded_optimizer_without_a_deepspeed_optimizer_fails_the_preflight(tmp_path, capsys):
+    from training.launch_check import main as preflight
+
+    shipped = json.loads((REPO / "configs" / "deepspeed" / "zero3_offload.json").read_text())
+    assert shipped["optimizer"]["type"] == "AdamW"  # DeepSpeed builds its CPU Adam for it
+    torch_adam = {k: v for k, v in shipped.items() if k != "optimizer"}
+    (tmp_path / "ds.json").write_text(json.dumps(torch_adam))
+    acc = tmp_path / "acc.yaml"
+    acc.write_text(
+        "distributed_type: DEEPSPEED\n"
+        f"deepspeed_config:\n  deepspeed_config_file: {tmp_path / 'ds.json'}\n"
+    )
+    assert preflight([str(acc)]) == 2
+    err = capsys.readouterr().err
+    assert "offloads the optimizer (offload_optimizer.device=cpu)" in err
+    assert 'no "optimizer" section' in err and str(tmp_path / "ds.json") in err
+    _, args, _ = parse_recipe(["--config", str(SMOKE)])
+    env = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_CONFIG_FILE": str(acc)}
+    with pytest.raises(ConfigError, match="offloads the optimizer"):
+        check_launch(args, {**env, "ACCELERATE_DEEPSPEED_CONFIG_FILE": str(tmp_path / "ds.json")})
+    # the documented alternative: keep the torch optimizer, running on the CPU
+    (tmp_path / "ds.json").write_text(
+        json.dumps({**torch_adam, "zero_force_ds_cpu_optimizer": False})
+    )
+    assert preflight([str(acc)]) == 0
+    assert preflight([str(REPO / "configs" / "accelerate" / "zero3_offload.yaml")]) == 0
+
+
 def test_unknown_recipe_key_is_a_clear_error(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"model_name_or_path: {NO_MODEL}\ndataset_name: x\nlearning_rat: 1.0e-5\n")

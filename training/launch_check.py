@@ -100,6 +100,28 @@ def zero_stage(ds: Mapping[str, Any]) -> int:
     return int((ds.get("zero_optimization") or {}).get("stage", 0))
 
 
+def check_offload_optimizer(ds: Mapping[str, Any], source: str) -> None:
+    """Raise ConfigError when the optimizer is offloaded but the Trainer would build it.
+
+    Without an ``optimizer`` section transformers hands DeepSpeed a torch AdamW,
+    and DeepSpeed refuses a client optimizer under ZeRO-Offload (it wants its
+    own CPU Adam), but only once the model is loaded on every rank.
+    """
+    offload = (ds.get("zero_optimization") or {}).get("offload_optimizer") or {}
+    device = offload.get("device", "none")
+    if device in (None, "none") or "optimizer" in ds:
+        return
+    if ds.get("zero_force_ds_cpu_optimizer") is False:
+        return  # the user opted into a torch optimizer on the CPU (slow, but allowed)
+    raise ConfigError(
+        f"DeepSpeed config {source} offloads the optimizer (offload_optimizer.device={device}) "
+        'but has no "optimizer" section, so the Trainer would pass a torch AdamW that DeepSpeed '
+        'refuses under ZeRO-Offload; add "optimizer": {"type": "AdamW", "params": {"lr": "auto", '
+        '"betas": "auto", "eps": "auto", "weight_decay": "auto"}} (DeepSpeed CPU Adam, as in '
+        'configs/deepspeed/zero3_offload.json) or set "zero_force_ds_cpu_optimizer": false'
+    )
+
+
 def check_launch(args, environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """Check the DeepSpeed config this process will use; return it (None without DeepSpeed).
 
@@ -126,6 +148,7 @@ def check_launch(args, environ: Mapping[str, str] | None = None) -> dict[str, An
         raise ConfigError(
             f"accelerate asks for ZeRO stage {stage_env} but {path} sets stage {zero_stage(ds)}"
         )
+    check_offload_optimizer(ds, str(path))
     mixed = env.get("ACCELERATE_MIXED_PRECISION") if launched_ds else None
     check_deepspeed_against_args(ds, args, world_size, str(path), mixed)
     return ds
@@ -161,6 +184,7 @@ def check_accelerate_file(path: str | Path) -> dict[str, Any]:
             "the directory you launch in; run from the repository root)"
         )
     ds = load_deepspeed_json(ds_path)
+    check_offload_optimizer(ds, str(ds_path))
     ignored = {
         "zero_stage",
         "offload_optimizer_device",

@@ -32,39 +32,26 @@ def _say(message: str) -> None:
         print(f"[leapt train] {message}", file=sys.stderr, flush=True)
 
 
-def last_complete_checkpoint(out_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` in ``out_dir`` that was written to the end.
+class TrainingStopped(RuntimeError):
+    """Training stopped on a signal after saving a checkpoint; rerun the same command to resume."""
 
-    The Trainer writes a checkpoint in place and its ``trainer_state.json``
-    last, so a run killed while saving leaves a folder without that file (or
-    with a torn one); resuming from it would crash or load half a model.
-    """
-    from transformers.trainer import TRAINER_STATE_NAME
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    steps = []
-    for folder in out_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        suffix = folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
-        if folder.is_dir() and suffix.isdigit():
-            steps.append((int(suffix), folder))
-    for _, folder in sorted(steps, reverse=True):
-        try:
-            json.loads((folder / TRAINER_STATE_NAME).read_text())
-        except (OSError, ValueError):
-            _say(f"skipping incomplete checkpoint {folder}")
-            continue
-        return str(folder)
-    return None
+#: exit code of a run stopped on a signal (EX_TEMPFAIL: try again), unlike a finished (0) or failed one
+STOPPED_EXIT = 75
 
 
 def _resume_checkpoint(args, auto_resume: bool) -> str | None:
-    """An explicit resume_from_checkpoint, else the last complete checkpoint-* in output_dir."""
+    """An explicit resume_from_checkpoint, else the last *complete* checkpoint-* in output_dir."""
+    from training.checkpoints import last_complete_checkpoint
+
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
-    out = Path(args.output_dir)
-    if auto_resume and out.is_dir():
-        return last_complete_checkpoint(out)
-    return None
+    if not auto_resume:
+        return None
+    last, skipped = last_complete_checkpoint(args.output_dir)
+    for path in skipped:
+        _say(f"skipping incomplete checkpoint {path} (the run stopped while saving it)")
+    return None if last is None else str(last)
 
 
 def _load_tokenizer(model_args, args):
@@ -227,6 +214,11 @@ def train(script, args, model_args) -> Path:
     ``save_model``, ``create_model_card`` and, if asked, ``push_to_hub``, with
     the LeaP-T fields added by :class:`training.trainer.LeapSFTTrainer`.
     """
+    from training.checkpoints import (
+        MarkCompleteCheckpoints,
+        StopOnSignal,
+        check_resume_world_size,
+    )
     from training.model_card import LeapCardFields, card_hyperparameters, hub_id_or_none
 
     out_dir = Path(args.output_dir)
@@ -234,6 +226,9 @@ def train(script, args, model_args) -> Path:
     args.push_to_hub = False  # no repo at start, no push per save: one push_to_hub at the end
     if "wandb" in (args.report_to or []):
         os.environ.setdefault("WANDB_PROJECT", "leapt")  # WANDB_MODE=offline works without network
+    resume = _resume_checkpoint(args, script.auto_resume)
+    if resume:
+        check_resume_world_size(resume, int(os.environ.get("WORLD_SIZE", "1")))
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
     card = LeapCardFields(
         base_model=model_args.model_name_or_path,
@@ -250,10 +245,18 @@ def train(script, args, model_args) -> Path:
         "dataset_name": hub_id_or_none(script.dataset_name),
         "tags": ["leapt"],
     }
-    resume = _resume_checkpoint(args, script.auto_resume)
+    trainer.add_callback(MarkCompleteCheckpoints())
+    stop = StopOnSignal()
+    trainer.add_callback(stop)
     if resume:
         _say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    if stop.stopped:
+        trainer.accelerator.wait_for_everyone()
+        raise TrainingStopped(
+            f"stopped on a signal at step {trainer.state.global_step} after saving a checkpoint "
+            f"in {out_dir}; run the same command again to resume"
+        )
     card.metrics = {
         k: round(v, 6) if isinstance(v, float) else v for k, v in result.metrics.items()
     }
@@ -299,7 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from training.launcher import run_launch
 
         return run_launch(launch, argv)
-    train(script, args, model_args)
+    try:
+        train(script, args, model_args)
+    except TrainingStopped as exc:
+        _say(str(exc))
+        return STOPPED_EXIT
     return 0
 
 
