@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inference.methods import METHOD_MODULES
 from leapt.config import ConfigError
 
-METHODS = ("leap", "leap_t", "independent", "leap_s", "moa")
+METHODS = tuple(METHOD_MODULES)
 #: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
 ROUTED_METHODS = ("leap", "leap_t", "leap_s")
 ROUTERS = ("dispersed", "clustered", "hybrid", "random", "all")
@@ -118,6 +119,14 @@ class LeapArguments:
             "(default: the packaged inference/protocol.yaml)"
         },
     )
+    announce: str = field(
+        default="auto",
+        metadata={
+            "help": "announce the protocol (preamble explaining the summarize/comment tags and "
+            "an assistant pre-fill): auto (the protocol's announce_methods: leap, leap_s), "
+            "true or false"
+        },
+    )
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
     )
@@ -157,6 +166,10 @@ class LeapArguments:
         if self.forced_answer_tokens < 0:
             raise ConfigError(
                 f"'forced_answer_tokens' must be >= 0, got {self.forced_answer_tokens}"
+            )
+        if self.announce not in ("auto", "true", "false"):
+            raise ConfigError(
+                f"'announce' must be auto, true or false, got '{self.announce}' (key 'announce')"
             )
         if self.task not in ("math", "choice"):
             raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
