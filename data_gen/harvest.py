@@ -84,9 +84,12 @@ class PromptCheck:
         self.protocol, self.tokenizer, self.task = protocol, tokenizer, task
 
     def messages(self, trace: Trace, index: int) -> list[dict[str, str]]:
+        # the student is trained (and run as leap_t) on the plain prompt, even when the
+        # teacher's prompt announced the protocol (preamble + pre-fill, see protocol.yaml)
         content = self.protocol.user_message(trace.problem, trace.options, self.task)
+        announced = bool(trace.config.get("protocol", {}).get("announce", False))
         rendered = self.protocol.build_prompt(
-            self.tokenizer, trace.problem, trace.options, self.task
+            self.tokenizer, trace.problem, trace.options, self.task, announced
         )
         if trace.paths[index].segments[0].text != rendered:
             raise ConfigError(
@@ -121,6 +124,7 @@ def harvest(
 ) -> dict:
     """Run the whole pipeline for one shard; returns the stats also written to stats.json."""
     from eval.grading import make_grader
+    from inference.context import check_context_fits
     from inference.run import run_inference
 
     protocol = load_protocol(leap_args.protocol)
@@ -138,6 +142,7 @@ def harvest(
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
     check_resume_settings(traces_file, leap_args, CARD_LEAP_KEYS)
+    check_context_fits(model_args, leap_args, mine)
     pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
     own_backend = backend is None and bool(pending)

@@ -53,7 +53,11 @@ class ModelArguments:
         default=0.9, metadata={"help": "vllm: fraction of GPU memory for weights + KV cache"}
     )
     max_model_len: int | None = field(
-        default=None, metadata={"help": "vllm: context length cap (default: the model's)"}
+        default=None,
+        metadata={
+            "help": "context length cap (default: the model's); the engine keeps every path "
+            "within it and ends a full path with finish 'context'"
+        },
     )
     api_base: str = field(
         default="http://127.0.0.1:8000/v1",
@@ -65,6 +69,13 @@ class ModelArguments:
     )
     served_model_name: str | None = field(
         default=None, metadata={"help": "openai: model name on the server (default: --model)"}
+    )
+    strict: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse to start (instead of warning) when max_model_len cannot hold the "
+            "prompt, the token budget and the LeaP overhead the settings imply"
+        },
     )
     request_timeout: float = field(
         default=600.0, metadata={"help": "openai: seconds before a request is abandoned"}

@@ -228,7 +228,9 @@ class EngineContext:
 
     def reasoning_stops(self, model_summarizes: bool = False) -> list[str]:
         """Stops of a reasoning chunk: the think-end tag, and ``<summarize>`` for LeaP-T."""
-        return [self.protocol.think_end] + ([self.protocol.summary_open] if model_summarizes else [])
+        return [self.protocol.think_end] + (
+            [self.protocol.summary_open] if model_summarizes else []
+        )
 
     def reasoning_request(
         self, problem: Problem, path: PathState, stop: list[str], turn: int
@@ -284,7 +286,9 @@ class EngineContext:
                 continue
             self.add_text(p, "prompt", suffix)
             p.closing = "context" if out_of_context else "forced"
-            requests.append(self.request(p, tokens, [], self.seed(problem, p.index, turn, "forced")))
+            requests.append(
+                self.request(p, tokens, [], self.seed(problem, p.index, turn, "forced"))
+            )
             forced.append(p)
         return forced, requests
 

@@ -14,7 +14,7 @@ from inference.args import LeapArguments
 from inference.protocol import Protocol, load_protocol
 from inference.trace import Trace
 
-FINISHES = {"think_end", "eos", "budget", "forced"}
+FINISHES = {"think_end", "eos", "budget", "forced", "context"}
 
 
 def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | None = None) -> None:
@@ -22,14 +22,16 @@ def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | Non
     proto = protocol or load_protocol(leap_args.protocol)
     assert trace.method == leap_args.method
     assert len(trace.paths) == leap_args.n
-    forced_suffix = proto.forced_answer(leap_args.task)
+    suffixes = [proto.forced_answer(leap_args.task, close) for close in (True, False)]
     cap = leap_args.max_tokens + leap_args.summary_max_tokens + leap_args.forced_answer_tokens
     for index, path in enumerate(trace.paths):
         assert path.segments[0].kind == "prompt"
         assert path.finish in FINISHES
         assert 0 < path.generated_tokens <= cap
         assert path.summary_tokens <= path.generated_tokens
-        assert (path.finish == "forced") == (forced_suffix in path.text(["prompt"]))
+        forced = any(s in path.text(["prompt"]) for s in suffixes)
+        if path.finish != "context":  # a full context ends with a forced answer if there is room
+            assert (path.finish == "forced") == forced
         peers = [s for s in path.segments if s.kind == "peer"]
         assert len(peers) == sum(1 for r in trace.routing if r.path == index)
         before = ""
