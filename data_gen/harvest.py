@@ -84,10 +84,9 @@ class PromptCheck:
         self.protocol, self.tokenizer, self.task = protocol, tokenizer, task
 
     def messages(self, trace: Trace, index: int) -> list[dict[str, str]]:
-        # the student is trained (and run as leap_t) on the plain prompt, even when the
-        # teacher's prompt announced the protocol (preamble + pre-fill, see protocol.yaml)
-        content = self.protocol.user_message(trace.problem, trace.options, self.task)
-        announced = bool(trace.config.get("protocol", {}).get("announce", False))
+        # a teacher prompt that announced the protocol carries its preamble in the user turn
+        announced = bool((trace.config.get("protocol_switches") or {}).get("announce", False))
+        content = self.protocol.user_message(trace.problem, trace.options, self.task, announced)
         rendered = self.protocol.build_prompt(
             self.tokenizer, trace.problem, trace.options, self.task, announced
         )

@@ -100,7 +100,7 @@ class EngineContext:
         self.thinking = self.protocol.model_thinks(self.tokenizer)
         #: whether the first turn carries the protocol preamble and the assistant pre-fill
         self.announce = self.protocol.announces(self.leap_args.method, self.leap_args.announce)
-        self.config.setdefault("protocol", self.protocol_switches())
+        self.config.setdefault("protocol_switches", self.protocol_switches())
         self._suffix_lengths: dict[bool, int] = {}
 
     def protocol_switches(self) -> dict[str, Any]:
@@ -143,15 +143,23 @@ class EngineContext:
         return random.Random(self.seed(problem, path, turn, "wording"))
 
     def new_paths(self, problem: Problem, n: int | None = None) -> list[PathState]:
-        """``n`` paths that start from the chat-templated prompt (one prompt segment)."""
+        """``n`` paths that start from the chat-templated prompt.
+
+        The first segment is the templated prompt; an announced protocol's
+        assistant pre-fill follows as a second ``prompt`` segment (it is part
+        of the assistant turn, and never trained on).
+        """
         prompt = self.protocol.build_prompt(
             self.tokenizer, problem.problem, problem.options, self.leap_args.task, self.announce
         )
-        ids = self.encode(prompt)
+        prefill = self.protocol.assistant_prefill(self.announce)
+        ids = self.encode(prompt) + (self.encode(prefill) if prefill else [])
         paths = []
         for i in range(self.leap_args.n if n is None else n):
             state = PathState(i, list(ids))
             state.record.segments.append(Segment("prompt", prompt))
+            if prefill:
+                state.record.segments.append(Segment("prompt", prefill))
             paths.append(state)
         return paths
 

@@ -83,8 +83,9 @@ class Protocol:
     ) -> str:
         """The chat-templated prompt text, ending where the assistant starts writing.
 
-        With ``announce`` the user turn explains the two tags and the assistant
-        turn starts with the pre-filled ``prefill`` words (both prompt text).
+        With ``announce`` the user turn explains the two tags; the assistant's
+        pre-filled first words are :meth:`assistant_prefill`, kept apart so the
+        prompt still re-renders from the user message alone.
         """
         content = self.user_message(problem, options, task, announce)
         messages = [{"role": "user", "content": content}]
@@ -94,7 +95,11 @@ class Protocol:
             )
         else:
             prompt = content + "\n\n"
-        return prompt + (self.prefill.format(**self._tags()) if announce else "")
+        return prompt
+
+    def assistant_prefill(self, announce: bool) -> str:
+        """The engine-written first words of the assistant turn ('' unless announcing)."""
+        return self.prefill.format(**self._tags()) if announce else ""
 
     def summary_request(self, rng: random.Random | None = None) -> str:
         """Engine text that opens a LeaP block: a trigger sentence, ``<summarize>``, an opening.
