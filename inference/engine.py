@@ -101,7 +101,7 @@ class EngineContext:
         #: whether the first turn carries the protocol preamble and the assistant pre-fill
         self.announce = self.protocol.announces(self.leap_args.method, self.leap_args.announce)
         self.config.setdefault("protocol_switches", self.protocol_switches())
-        self._suffix_lengths: dict[bool, int] = {}
+        self._cache: dict[str, int] = {}
 
     def protocol_switches(self) -> dict[str, Any]:
         """The protocol choices that change what the model sees (recorded in the trace config)."""
@@ -217,15 +217,48 @@ class EngineContext:
         """Tokens the path may still generate while keeping room for its forced answer."""
         if self.max_context is None:
             return self.leap_args.max_tokens
-        key = self.thinking and not path.answering
-        if key not in self._suffix_lengths:
-            self._suffix_lengths[key] = len(self.encode(self.forced_suffix(path)))
-        reserve = self._suffix_lengths[key] + self.leap_args.forced_answer_tokens
+        key = f"suffix-{self.thinking and not path.answering}"
+        if key not in self._cache:
+            self._cache[key] = self._len(self.forced_suffix(path))
+        reserve = self._cache[key] + self.leap_args.forced_answer_tokens
         return self.max_context - len(path.token_ids) - reserve
 
     def can_grow(self, path: PathState) -> bool:
         """Budget left and room in the context (beyond the forced answer's reserve)."""
         return self.remaining(path) > 0 and self.headroom(path) > 0 and not path.context_full
+
+    def block_fits(self, path: PathState) -> bool:
+        """Whether a whole LeaP block (its text, summary and peers' notes) fits in the context.
+
+        Near the end of the context a path skips its blocks and reasons on, so
+        that the peers' notes never push it past the room kept for its answer.
+        """
+        if self.max_context is None:
+            return self.can_grow(path)
+        return self.can_grow(path) and self.headroom(path) > self._block_tokens()
+
+    def _block_tokens(self) -> int:
+        """An upper bound on the tokens one LeaP block adds to a path."""
+        if "block" not in self._cache:
+            a, proto = self.leap_args, self.protocol
+            peers = a.n - 1 if a.router == "all" else min(a.top_k, a.n - 1)
+            longest = max(map(self._len, proto.summary_triggers)) + max(
+                map(self._len, proto.summary_openings)
+            )
+            note = max(map(self._len, proto.summary_openings)) + a.summary_max_tokens
+            label = self._len(proto.peer_label.format(i=a.n)) + 4  # label, colon, quotes, newline
+            self._cache["block"] = (
+                longest
+                + self._len(proto.summary_open + proto.summary_close)
+                + a.summary_max_tokens
+                + self._len(proto.peer_block([]))
+                + peers * (note + label)
+                + max(self._len(proto.reflection_cue), self._len(proto.no_peers_cue))
+            )
+        return self._cache["block"]
+
+    def _len(self, text: str) -> int:
+        return len(self.encode(text))
 
     def cap(self, path: PathState, tokens: int) -> int:
         """``tokens`` limited by the path's budget and context headroom (at least 1)."""

@@ -51,7 +51,7 @@ def peer_loop(
                 continue
             if r.stop_string == proto.summary_open:
                 writers.append(p)  # the model opened the summary itself
-            elif exchange:
+            elif exchange and ctx.block_fits(p):
                 ctx.open_summary(problem, p, turn)
                 writers.append(p)
         ctx.finish_forced(forced, results[len(reasoning) :])

@@ -31,7 +31,7 @@ def run(ctx: EngineContext, problem: Problem) -> ProblemRun:
         ctx.record_reasoning(p, r)
 
     # 2. one exchange: open drafts summarize, the lead reads its routed peers
-    writers = [p for p in drafts if not p.finished and not p.answering and ctx.can_grow(p)]
+    writers = [p for p in drafts if not p.finished and not p.answering and ctx.block_fits(p)]
     if lead in writers:
         for p in writers:
             ctx.open_summary(problem, p, 1)
