@@ -52,7 +52,13 @@ def test_leap_with_a_context_far_below_the_budget_finishes(small_vllm, tmp_path,
     leap_args = LeapArguments(
         method=method, n=3, top_k=1, T=64, max_tokens=8000, summary_max_tokens=16, seed=1
     )
-    problems = [Problem("p1", "What is 17 * 23?", "391"), Problem("p2", "Solve 3x + 5 = 20.", "5")]
+    # independent's plain prompt is short: pad it to the announced prompt's size so the
+    # context, not an early EOS of the random model, ends its paths
+    pad = "" if method == "leap" else " Think carefully." * 45
+    problems = [
+        Problem("p1", "What is 17 * 23?" + pad, "391"),
+        Problem("p2", "Solve 3x + 5 = 20." + pad, "5"),
+    ]
     run_inference(
         ModelArguments(model="tiny", backend="vllm"),
         leap_args,
