@@ -469,7 +469,10 @@ def guard_progress(problem: Problem, run: ProblemRun) -> ProblemRun:
     A round makes progress when any result carries a token or ends for a
     reason other than the token cap (EOS, a stop string, a full context).
     """
-    requests = next(run)
+    try:
+        requests = next(run)
+    except StopIteration as stop:  # every path ended before its first request (no room at all)
+        return stop.value
     while True:
         results = yield requests
         if all(not r.token_ids and r.stop_reason == "length" for r in results):

@@ -185,6 +185,12 @@ def test_full_context_ends_every_path_with_finish_context_and_an_answer(tmp_path
     assert all(len(r.token_ids) + r.max_tokens <= limit for call in backend.calls for r in call)
 
 
+def test_a_prompt_longer_than_the_context_ends_its_paths_at_once(tmp_path, tiny_model_dir):
+    trace, backend = scripted_run(tmp_path, tiny_model_dir, lambda *_: RAMBLE, max_model_len=50)
+    assert [p.finish for p in trace.paths] == ["context"] * 3
+    assert backend.calls == [], "nothing fits, so nothing is requested"
+
+
 def test_a_round_that_generates_nothing_is_an_error_not_a_loop(tmp_path, tiny_model_dir):
     with pytest.raises(NoProgressError, match="p1"):
         scripted_run(tmp_path, tiny_model_dir, lambda path, turn, phase: "")
