@@ -314,16 +314,16 @@ class EngineContext:
         for p in paths:
             if p.finished or self.can_grow(p):
                 continue
-            out_of_context = self.remaining(p) > 0
-            tokens = self.leap_args.forced_answer_tokens
+            out_of_context = self.remaining(p) > 0 or p.context_full
             suffix = self.forced_suffix(p)
-            if out_of_context and self.max_context is not None:
+            if self.max_context is not None:
                 room = self.max_context - len(p.token_ids) - len(self.encode(suffix))
-                tokens = min(tokens, room)
-            elif out_of_context:
-                tokens = 0  # the backend said the context is full and we cannot tell the room
-            if tokens <= 0:
-                p.finish("context" if out_of_context else "budget")
+            else:  # no known limit: room unless the backend said the context is full
+                room = 0 if p.context_full else self.leap_args.forced_answer_tokens
+            tokens = min(self.leap_args.forced_answer_tokens, room)
+            if tokens <= 0:  # no answer: forced_answer_tokens is 0, or the context has no room
+                no_room = room <= 0 < self.leap_args.forced_answer_tokens
+                p.finish("context" if out_of_context or no_room else "budget")
                 continue
             self.add_text(p, "prompt", suffix)
             p.closing = "context" if out_of_context else "forced"
