@@ -84,9 +84,11 @@ class PromptCheck:
         self.protocol, self.tokenizer, self.task = protocol, tokenizer, task
 
     def messages(self, trace: Trace, index: int) -> list[dict[str, str]]:
-        content = self.protocol.user_message(trace.problem, trace.options, self.task)
+        # a teacher prompt that announced the protocol carries its preamble in the user turn
+        announced = bool((trace.config.get("protocol_switches") or {}).get("announce", False))
+        content = self.protocol.user_message(trace.problem, trace.options, self.task, announced)
         rendered = self.protocol.build_prompt(
-            self.tokenizer, trace.problem, trace.options, self.task
+            self.tokenizer, trace.problem, trace.options, self.task, announced
         )
         if trace.paths[index].segments[0].text != rendered:
             raise ConfigError(
@@ -121,6 +123,7 @@ def harvest(
 ) -> dict:
     """Run the whole pipeline for one shard; returns the stats also written to stats.json."""
     from eval.grading import make_grader
+    from inference.context import check_context_fits
     from inference.run import run_inference
 
     protocol = load_protocol(leap_args.protocol)
@@ -138,6 +141,7 @@ def harvest(
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
     check_resume_settings(traces_file, leap_args, CARD_LEAP_KEYS)
+    check_context_fits(model_args, leap_args, mine)
     pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
     own_backend = backend is None and bool(pending)

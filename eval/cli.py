@@ -134,12 +134,14 @@ def run_eval(
         )
         for bench in eval_args.benchmarks
     }
+    from inference.context import check_context_fits
     from inference.run import check_resume_settings, run_inference
     from inference.trace import TraceFile
 
     root = Path(eval_args.output_dir)
     for bench, args in plan:  # every run is checked before any generates
         check_resume_settings(TraceFile(root / bench / args.method / "traces.jsonl"), args)
+        check_context_fits(model_args, args, problems[bench])
     pending = any(
         {p.id for p in problems[bench]}
         - TraceFile(root / bench / args.method / "traces.jsonl").done_ids()

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inference.methods import METHOD_MODULES
 from leapt.config import ConfigError
 
-METHODS = ("leap", "leap_t", "independent", "leap_s", "moa")
+METHODS = tuple(METHOD_MODULES)
 #: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
 ROUTED_METHODS = ("leap", "leap_t", "leap_s")
 ROUTERS = ("dispersed", "clustered", "hybrid", "random", "all")
@@ -52,7 +53,11 @@ class ModelArguments:
         default=0.9, metadata={"help": "vllm: fraction of GPU memory for weights + KV cache"}
     )
     max_model_len: int | None = field(
-        default=None, metadata={"help": "vllm: context length cap (default: the model's)"}
+        default=None,
+        metadata={
+            "help": "context length cap (default: the model's); the engine keeps every path "
+            "within it and ends a full path with finish 'context'"
+        },
     )
     api_base: str = field(
         default="http://127.0.0.1:8000/v1",
@@ -64,6 +69,13 @@ class ModelArguments:
     )
     served_model_name: str | None = field(
         default=None, metadata={"help": "openai: model name on the server (default: --model)"}
+    )
+    strict: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse to start (instead of warning) when max_model_len cannot hold the "
+            "prompt, the token budget and the LeaP overhead the settings imply"
+        },
     )
     request_timeout: float = field(
         default=600.0, metadata={"help": "openai: seconds before a request is abandoned"}
@@ -145,6 +157,14 @@ class LeapArguments:
             "(default: the packaged inference/protocol.yaml)"
         },
     )
+    announce: str = field(
+        default="auto",
+        metadata={
+            "help": "announce the protocol (preamble explaining the summarize/comment tags and "
+            "an assistant pre-fill): auto (the protocol's announce_methods: leap, leap_s), "
+            "true or false"
+        },
+    )
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
     )
@@ -191,6 +211,10 @@ class LeapArguments:
             raise ConfigError(f"'top_p' must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_p < 1:
             raise ConfigError(f"'min_p' must be in [0, 1), got {self.min_p}")
+        if self.announce not in ("auto", "true", "false"):
+            raise ConfigError(
+                f"'announce' must be auto, true or false, got '{self.announce}' (key 'announce')"
+            )
         if self.task not in ("math", "choice"):
             raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
         if self.protocol is not None and not Path(self.protocol).is_file():

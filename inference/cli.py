@@ -22,6 +22,7 @@ DESCRIPTION = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from inference.context import check_context_fits
     from inference.problems import load_problems
     from inference.protocol import load_protocol
     from inference.run import check_resume_settings, run_inference
@@ -36,8 +37,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_protocol(leap_args.protocol)
     problems = load_problems(data_args, seed=leap_args.seed)
     check_resume_settings(TraceFile(Path(data_args.output_dir) / "traces.jsonl"), leap_args)
-    summary = run_inference(model_args, leap_args, data_args, problems=problems)
+    check_context_fits(model_args, leap_args, problems)
+    graded = any(p.answer is not None for p in problems)
+    grade = None
+    if graded:  # eval's grader and metrics, imported here so the engine never depends on eval
+        from eval.grading import make_grader
+
+        grade = make_grader(leap_args.task)
+    summary = run_inference(model_args, leap_args, data_args, problems=problems, grade=grade)
     print(
         f"wrote {data_args.output_dir}/traces.jsonl and summary.json ({summary['finished']} problems)"
     )
+    if graded:
+        print(accuracy_line(Path(data_args.output_dir) / "traces.jsonl", problems, leap_args.task))
     return 0
+
+
+def accuracy_line(traces_path: Path, problems: list, task: str) -> str:
+    """Pass@1 and Cons@N of this run's problems, as ``leapt eval`` computes them."""
+    from eval.metrics import method_metrics
+    from inference.trace import read_traces
+
+    wanted = {p.id for p in problems}
+    m = method_metrics([t for t in read_traces(traces_path) if t.id in wanted], task)
+    return (
+        f"Pass@1 {m['pass@1']:.3f}  Cons@{m['n']} {m['cons@n']:.3f}  "
+        f"({m['graded_problems']} graded problems, {m['n']} paths each)"
+    )

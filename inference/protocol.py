@@ -3,12 +3,15 @@
 All wording lives in ``protocol.yaml`` (package data) so it can be changed
 without touching code; ``--protocol FILE`` overrides any subset of the keys.
 Tag names are configurable but default to ``<summarize>``/``<comment>`` because
-published LeaP-T checkpoints were trained on exactly those.
+published LeaP-T checkpoints were trained on exactly those.  Lists of
+sentences (triggers, summary openings) are drawn from by the caller with a
+seeded random stream, so the same run seed writes the same text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,20 +20,28 @@ from leapt.config import ConfigError, load_yaml
 
 DEFAULT_PROTOCOL_FILE = Path(__file__).with_name("protocol.yaml")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+THINKING_CHOICES = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """Tag names and sentences of one LeaP run (see ``protocol.yaml`` for their roles)."""
+    """Tag names, sentences and switches of one LeaP run (``protocol.yaml`` gives their roles)."""
 
     summarize_tag: str
     comment_tag: str
     think_end: str
+    thinking: str
     math_instruction: str
     choice_instruction: str
-    summary_trigger: str
+    announce_methods: tuple[str, ...]
+    preamble: str
+    prefill: str
+    summary_triggers: tuple[str, ...]
+    summary_openings: tuple[str, ...]
+    trim_to_paragraph: bool
     reflection_cue: str
     no_peers_text: str
+    no_peers_cue: str
     peer_label: str
     forced_answer_math: str
     forced_answer_choice: str
@@ -43,27 +54,66 @@ class Protocol:
     def summary_close(self) -> str:
         return f"</{self.summarize_tag}>"
 
-    def user_message(self, problem: str, options: list[str] | None, task: str) -> str:
-        """The first user turn: the problem plus the answer-format instruction."""
+    def _tags(self) -> dict[str, str]:
+        return {
+            "open": self.summary_open,
+            "close": self.summary_close,
+            "comment_open": f"<{self.comment_tag}>",
+            "comment_close": f"</{self.comment_tag}>",
+        }
+
+    def user_message(
+        self, problem: str, options: list[str] | None, task: str, announce: bool = False
+    ) -> str:
+        """The first user turn: the problem, the answer-format instruction, maybe the preamble."""
         if task == "choice":
             lettered = "\n".join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options or []))
-            return self.choice_instruction.format(problem=problem, options=lettered)
-        return self.math_instruction.format(problem=problem, options="")
+            text = self.choice_instruction.format(problem=problem, options=lettered)
+        else:
+            text = self.math_instruction.format(problem=problem, options="")
+        return text + (self.preamble.format(**self._tags()) if announce else "")
 
     def build_prompt(
-        self, tokenizer: Any, problem: str, options: list[str] | None, task: str
+        self,
+        tokenizer: Any,
+        problem: str,
+        options: list[str] | None,
+        task: str,
+        announce: bool = False,
     ) -> str:
-        """The chat-templated prompt text, ending where the assistant starts writing."""
-        messages = [{"role": "user", "content": self.user_message(problem, options, task)}]
+        """The chat-templated prompt text, ending where the assistant starts writing.
+
+        With ``announce`` the user turn explains the two tags; the assistant's
+        pre-filled first words are :meth:`assistant_prefill`, kept apart so the
+        prompt still re-renders from the user message alone.
+        """
+        content = self.user_message(problem, options, task, announce)
+        messages = [{"role": "user", "content": content}]
         if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(
+            prompt = tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
             )
-        return messages[0]["content"] + "\n\n"
+        else:
+            prompt = content + "\n\n"
+        return prompt
 
-    def summary_request(self) -> str:
-        """Engine text that opens a LeaP block: the trigger sentence and ``<summarize>``."""
-        return self.summary_trigger + self.summary_open
+    def assistant_prefill(self, announce: bool) -> str:
+        """The engine-written first words of the assistant turn ('' unless announcing)."""
+        return self.prefill.format(**self._tags()) if announce else ""
+
+    def summary_request(self, rng: random.Random | None = None) -> str:
+        """Engine text that opens a LeaP block: a trigger sentence, ``<summarize>``, an opening.
+
+        ``rng`` draws the trigger and the opening from their lists; without it
+        the first of each is used.
+        """
+        return self.pick_trigger(rng) + self.summary_open + self.pick_opening(rng)
+
+    def pick_trigger(self, rng: random.Random | None) -> str:
+        return rng.choice(self.summary_triggers) if rng else self.summary_triggers[0]
+
+    def pick_opening(self, rng: random.Random | None) -> str:
+        return rng.choice(self.summary_openings) if rng else self.summary_openings[0]
 
     def peer_block(self, summaries: list[str]) -> str:
         """`` <comment> Peer 1: "…"\\nPeer 2: "…" </comment>``, or the explicit no-peers block."""
@@ -75,10 +125,33 @@ class Protocol:
             body = self.no_peers_text
         return f" <{self.comment_tag}> {body} </{self.comment_tag}>"
 
-    def forced_answer(self, task: str) -> str:
-        """Suffix that closes the thinking and opens the final answer of a budget-exhausted path."""
+    def cue(self, has_peers: bool) -> str:
+        """What follows a peer block: weigh the notes, or (no notes) check one's own work."""
+        return self.reflection_cue if has_peers else self.no_peers_cue
+
+    def forced_answer(self, task: str, close_thinking: bool = True) -> str:
+        """Suffix that opens the final answer of a path out of budget or context.
+
+        ``close_thinking`` puts the think-end tag in it: only for a thinking
+        model that has not closed its thinking yet.
+        """
         template = self.forced_answer_choice if task == "choice" else self.forced_answer_math
-        return template.format(think_end=self.think_end)
+        return template.format(think_end=f"\n{self.think_end}" if close_thinking else "")
+
+    def model_thinks(self, tokenizer: Any) -> bool:
+        """Resolve ``thinking: auto`` from the tokenizer: the tag is a token or in the template."""
+        if self.thinking != "auto":
+            return self.thinking == "true"
+        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+        template = getattr(tokenizer, "chat_template", None) or ""
+        return self.think_end in vocab or self.think_end in str(template)
+
+    def announces(self, method: str, override: str = "auto") -> bool:
+        """Whether ``method``'s first turn carries the preamble and pre-fill."""
+        return method in self.announce_methods if override == "auto" else override == "true"
+
+
+_LISTS = ("announce_methods", "summary_triggers", "summary_openings")
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
@@ -94,7 +167,23 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
                 f"(valid keys: {', '.join(sorted(known))})"
             )
         data.update(override)
+    where = f" (file {path})" if path is not None else ""
     for key, value in data.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"protocol key '{key}' must be a string (file {path})")
+        if key in _LISTS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"protocol key '{key}' must be a list of strings{where}")
+            if key != "announce_methods" and not value:
+                raise ConfigError(f"protocol key '{key}' must not be empty{where}")
+            data[key] = tuple(value)
+        elif key == "trim_to_paragraph":
+            if not isinstance(value, bool):
+                raise ConfigError(f"protocol key '{key}' must be true or false{where}")
+        elif key == "thinking":
+            data[key] = str(value).lower()
+            if data[key] not in THINKING_CHOICES:
+                raise ConfigError(
+                    f"protocol key 'thinking' must be one of {', '.join(THINKING_CHOICES)}{where}"
+                )
+        elif not isinstance(value, str):
+            raise ConfigError(f"protocol key '{key}' must be a string{where}")
     return Protocol(**data)

@@ -71,14 +71,14 @@ def run_inference(
     """
     from inference.answers import answer_text, extract_answer
     from inference.engine import EngineContext, run_problems
-    from inference.methods import METHOD_RUNNERS
+    from inference.methods import METHOD_MODULES, method_runner
     from inference.protocol import load_protocol
 
     started = time.monotonic()
     out = Path(output_dir if output_dir is not None else data_args.output_dir)
     if problems is None:
         problems = load_problems(data_args, seed=leap_args.seed)
-    if leap_args.method not in METHOD_RUNNERS:
+    if leap_args.method not in METHOD_MODULES:
         raise ConfigError(f"unknown method '{leap_args.method}' (key 'method')")
     protocol = load_protocol(leap_args.protocol)
     traces = TraceFile(out / "traces.jsonl")
@@ -110,7 +110,7 @@ def run_inference(
 
             run_problems(
                 todo,
-                METHOD_RUNNERS[leap_args.method],
+                method_runner(leap_args.method),
                 ctx,
                 on_done,
                 max_concurrent_problems

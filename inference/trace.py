@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 SegmentKind = Literal["prompt", "model", "peer"]
-Finish = Literal["think_end", "eos", "budget", "forced"]
+#: how a path ended: EOS after (``think_end``) or without (``eos``) a think-end tag, budget
+#: spent with no forced answer (``budget``), forced answer (``forced``), context full (``context``)
+Finish = Literal["think_end", "eos", "budget", "forced", "context"]
 SEGMENT_KINDS: tuple[str, ...] = ("prompt", "model", "peer")
 
 

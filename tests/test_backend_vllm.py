@@ -85,7 +85,7 @@ def test_stop_string_ends_output_and_is_included(backend):
     assert stopped.text == tok.decode(stopped.token_ids, skip_special_tokens=False)
 
 
-def test_full_context_gives_empty_length_result_beside_normal_requests(backend):
+def test_full_context_gives_empty_context_result_beside_normal_requests(backend):
     tok = backend.tokenizer
     normal = chat_ids(tok, "What is 2 + 2?")
     full = (normal * (MAX_MODEL_LEN // len(normal) + 1))[:MAX_MODEL_LEN]
@@ -93,8 +93,15 @@ def test_full_context_gives_empty_length_result_beside_normal_requests(backend):
         [GenerationRequest(full, max_tokens=8, seed=1), GenerationRequest(normal, 8, seed=2)],
         PAPER,
     )
-    assert results[0].token_ids == [] and results[0].stop_reason == "length"
+    # "context", not "length": the engine must end such a path instead of asking again
+    assert results[0].token_ids == [] and results[0].stop_reason == "context"
     assert len(results[1].token_ids) > 0
+    # a request the context cuts short says so too
+    nearly = full[:-3]
+    (cut,) = backend.generate([GenerationRequest(nearly, max_tokens=8, seed=3)], PAPER)
+    assert cut.stop_reason in ("context", "eos")
+    if cut.stop_reason == "context":
+        assert len(cut.token_ids) == 3
 
 
 def test_finish_reasons_map_to_protocol():

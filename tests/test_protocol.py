@@ -64,7 +64,9 @@ def test_closed_summary_is_kept_and_routed(tmp_path, tiny_model_dir):
     for (_turn, path), peers in peers_of.items():
         assert len(peers) == 1 and path not in peers
         block = trace.paths[path].text(["peer"])
-        assert f'Peer 1: "path {peers[0]} says 4"' in block
+        # the peers read the engine-written opening as part of the summary
+        assert f'path {peers[0]} says 4"' in block
+        assert any(f'Peer 1: "{o.strip()}' in block for o in PROTO.summary_openings)
     assert all(PROTO.summary_close + PROTO.summary_close not in p.text() for p in trace.paths)
 
 
@@ -82,7 +84,7 @@ def test_forced_answer_only_for_budget_exhausted_paths(tmp_path, tiny_model_dir)
         return RAMBLE
 
     trace, _ = run(tmp_path, tiny_model_dir, script, T=32)
-    suffix = PROTO.forced_answer("math")
+    suffix = PROTO.forced_answer("math", close_thinking=False)  # the tiny model does not think
     finishes = [p.finish for p in trace.paths]
     assert finishes == ["think_end", "eos", "forced"]
     assert suffix not in trace.paths[0].text() and suffix not in trace.paths[1].text()
@@ -97,7 +99,7 @@ def test_forced_answer_only_for_budget_exhausted_paths(tmp_path, tiny_model_dir)
     assert all(r.peers == [] for r in trace.routing)
 
 
-def test_answer_after_think_end_gets_no_leap_block_and_a_cut_answer_is_budget(
+def test_answer_after_think_end_gets_no_leap_block_and_a_cut_answer_is_forced(
     tmp_path, tiny_model_dir
 ):
     def script(path, turn, phase):
@@ -110,9 +112,14 @@ def test_answer_after_think_end_gets_no_leap_block_and_a_cut_answer_is_budget(
         return "The answer is coming " * 20  # never ends: the budget cuts the answer
 
     trace, backend = run(tmp_path, tiny_model_dir, script, T=32, max_tokens=96)
-    assert [p.finish for p in trace.paths] == ["budget"] * len(trace.paths)
+    # a budget that runs out in the answer phase gets the forced answer like any other
+    assert [p.finish for p in trace.paths] == ["forced"] * len(trace.paths)
     assert not trace.routing, "a path writing its answer never gets a LeaP block"
-    assert all(PROTO.forced_answer("math") not in p.text() for p in trace.paths)
+    for p in trace.paths:
+        # the forced answer does not close the thinking a second time
+        assert p.text().count(PROTO.think_end) == 1
+        assert PROTO.forced_answer("math", close_thinking=False) in p.text(["prompt"])
+        assert p.final_answer == "4"
     # after the tag the engine asks for plain continuation, without stop strings
     assert all(r.stop == [] for r in backend.calls[1])
 
@@ -131,10 +138,10 @@ def test_leap_t_reacts_to_a_model_written_summarize(tmp_path, tiny_model_dir):
     assert first[1] == Segment("model", "Two plus two. <summarize>I have 4 so far.</summarize>")
     assert first[2].kind == "peer"
     # no trigger sentence: the model opened the summary itself
-    assert PROTO.summary_trigger not in trace.paths[0].text(["prompt"])
+    assert not any(t in trace.paths[0].text(["prompt"]) for t in PROTO.summary_triggers)
     assert {r.turn for r in trace.routing} >= {1}
     # the summary request came right after the model's own <summarize>, in turn 1
-    assert all(r.stop == [PROTO.summary_close] for r in backend.calls[1])
+    assert all(r.stop == [PROTO.summary_close, PROTO.think_end] for r in backend.calls[1])
 
 
 def test_plain_leap_does_not_stop_at_summarize(tmp_path, tiny_model_dir):
@@ -159,7 +166,7 @@ def test_protocol_file_overrides_tags_and_sentences(tmp_path):
     custom = tmp_path / "proto.yaml"
     custom.write_text("summarize_tag: recap\ncomment_tag: notes\nno_peers_text: alone\n")
     proto = load_protocol(custom)
-    assert proto.summary_request().endswith("<recap>") and proto.summary_close == "</recap>"
+    assert proto.summary_open in proto.summary_request() and proto.summary_close == "</recap>"
     assert proto.peer_block([]) == " <notes> alone </notes>"
     assert proto.peer_block(["a", "b"]) == ' <notes> Peer 1: "a"\nPeer 2: "b" </notes>'
     bad = tmp_path / "bad.yaml"

@@ -22,7 +22,7 @@ def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | Non
     proto = protocol or load_protocol(leap_args.protocol)
     assert trace.method == leap_args.method
     assert len(trace.paths) == leap_args.n
-    forced_suffix = proto.forced_answer(leap_args.task)
+    suffixes = [proto.forced_answer(leap_args.task, close) for close in (True, False)]
     budget = leap_args.max_tokens  # everything the model writes, summaries included
     for index, path in enumerate(trace.paths):
         assert path.segments[0].kind == "prompt"
@@ -31,13 +31,17 @@ def check_trace(trace: Trace, leap_args: LeapArguments, protocol: Protocol | Non
             assert budget <= path.generated_tokens <= budget + leap_args.forced_answer_tokens
         elif path.finish == "budget":  # cut off exactly at the budget
             assert path.generated_tokens == budget
+        elif path.finish == "context":  # the context filled up first (forced answer if it fit)
+            assert 0 < path.generated_tokens <= budget + leap_args.forced_answer_tokens
         else:
             assert 0 < path.generated_tokens <= budget
         peer_blocks = sum(1 for s in path.segments if s.kind == "peer")
         assert path.summary_tokens <= min(
             path.generated_tokens, peer_blocks * leap_args.summary_max_tokens
         )
-        assert (path.finish == "forced") == (forced_suffix in path.text(["prompt"]))
+        forced = any(s in path.text(["prompt"]) for s in suffixes)
+        if path.finish != "context":  # a full context ends with a forced answer if there is room
+            assert (path.finish == "forced") == forced
         peers = [s for s in path.segments if s.kind == "peer"]
         assert len(peers) == sum(1 for r in trace.routing if r.path == index)
         before = ""

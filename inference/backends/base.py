@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-StopReason = Literal["stop", "eos", "length"]
+StopReason = Literal["stop", "eos", "length", "context"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class GenerationResult:
     ``stop_string`` names it and ``text``, the decoding of ``token_ids``,
     contains it; the last token may carry a few characters past it), ``"eos"`` when the
     model emitted its end-of-sequence token (not included in ``token_ids``),
-    and ``"length"`` when ``max_tokens`` ran out.
+    ``"length"`` when ``max_tokens`` ran out, and ``"context"`` when the
+    context reached the model's length limit first (possibly with no new
+    token): the path cannot grow any more, so the engine must end it.
     """
 
     token_ids: list[int]

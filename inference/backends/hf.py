@@ -24,8 +24,17 @@ _DTYPES = {"float32", "bfloat16", "float16"}
 class HFBackend:
     """A causal LM and its tokenizer, continuing token ids with ``model.generate``."""
 
-    def __init__(self, model: Any, tokenizer: Any, model_name: str, batch_size: int = 16):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        model_name: str,
+        batch_size: int = 16,
+        max_model_len: int | None = None,
+    ):
         self.model = model
+        #: context limit the engine keeps every path within (default: the model's positions)
+        self.max_model_len = max_model_len or getattr(model.config, "max_position_embeddings", None)
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.batch_size = batch_size
@@ -186,4 +195,10 @@ def load(model_args: ModelArguments, model_path: str) -> HFBackend:
         model_path, dtype=dtype, trust_remote_code=model_args.trust_remote_code
     )
     model.eval()
-    return HFBackend(model, tokenizer, model_args.model, batch_size=model_args.hf_batch_size)
+    return HFBackend(
+        model,
+        tokenizer,
+        model_args.model,
+        batch_size=model_args.hf_batch_size,
+        max_model_len=model_args.max_model_len,
+    )

@@ -32,7 +32,7 @@ import httpx
 
 from inference.args import ModelArguments
 from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
-from inference.backends.vllm_offline import map_finish, result_from_ids
+from inference.backends.vllm_offline import context_limited, map_finish, result_from_ids
 from leapt.config import ConfigError
 
 #: most requests in flight at once (the server queues the rest of a round anyway)
@@ -151,10 +151,12 @@ class OpenAIBackend:
 
     def _one(self, request: GenerationRequest, sampling: SamplingSettings) -> GenerationResult:
         room = None if self.max_model_len is None else self.max_model_len - len(request.token_ids)
-        if request.max_tokens < 1 or (room is not None and room < 1):
+        if room is not None and room < 1:
+            return GenerationResult(token_ids=[], text="", stop_reason="context")
+        if request.max_tokens < 1:
             return GenerationResult(token_ids=[], text="", stop_reason="length")
         choice = self._call("POST", "/completions", self._body(request, sampling))["choices"][0]
-        return self._result(choice, request.stop)
+        return context_limited(self._result(choice, request.stop), request, self.max_model_len)
 
     def _result(self, choice: dict, stop: list[str]) -> GenerationResult:
         text: str = choice.get("text") or ""

@@ -54,6 +54,20 @@ def map_finish(finish_reason: str | None, stop_reason: int | str | None) -> tupl
     raise RuntimeError(f"generation ended abnormally (finish_reason={finish_reason!r})")
 
 
+def context_limited(
+    result: GenerationResult, request: GenerationRequest, max_model_len: int | None
+) -> GenerationResult:
+    """Report ``"context"`` when the token cap that stopped a request was the context's room.
+
+    Shared with the OpenAI backend, which caps requests the same way.
+    """
+    if result.stop_reason != "length" or max_model_len is None:
+        return result
+    if len(request.token_ids) + len(result.token_ids) >= max_model_len:
+        result.stop_reason = "context"
+    return result
+
+
 def result_from_ids(
     tokenizer: Any, token_ids: list[int], stop_reason: str, stop_string: str | None
 ) -> GenerationResult:
@@ -168,8 +182,11 @@ class VLLMOfflineBackend:
         results: list[GenerationResult | None] = [None] * len(requests)
         prompts, params, positions = [], [], []
         for i, request in enumerate(requests):
-            if request.max_tokens < 1 or len(request.token_ids) >= self.max_model_len:
-                # nothing may be generated: vLLM would reject the request, the engine wants "length"
+            if len(request.token_ids) >= self.max_model_len:
+                # vLLM would reject the request: tell the engine the path cannot grow
+                results[i] = GenerationResult(token_ids=[], text="", stop_reason="context")
+                continue
+            if request.max_tokens < 1:
                 results[i] = GenerationResult(token_ids=[], text="", stop_reason="length")
                 continue
             prompts.append(TokensPrompt(prompt_token_ids=list(request.token_ids)))
@@ -178,12 +195,15 @@ class VLLMOfflineBackend:
         if prompts:
             outputs = self.engine.generate(prompts, params)
             for i, output in zip(positions, outputs, strict=True):
-                results[i] = self._result(output.outputs[0])
+                results[i] = self._result(output.outputs[0], requests[i])
         return results  # type: ignore[return-value]
 
-    def _result(self, completion: Any) -> GenerationResult:
+    def _result(self, completion: Any, request: GenerationRequest) -> GenerationResult:
         stop_reason, stop_string = map_finish(completion.finish_reason, completion.stop_reason)
-        return result_from_ids(self.tokenizer, list(completion.token_ids), stop_reason, stop_string)
+        result = result_from_ids(
+            self.tokenizer, list(completion.token_ids), stop_reason, stop_string
+        )
+        return context_limited(result, request, self.max_model_len)
 
     def close(self) -> None:
         """Shut the engine core and its workers down so their memory is freed now."""

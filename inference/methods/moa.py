@@ -19,12 +19,12 @@ import dataclasses
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from inference.answers import answer_text, extract_answer
 from inference.engine import EngineContext, ProblemRun
+from inference.methods.independent import run as run_independent
 from inference.problems import Problem
 from inference.trace import PathRecord, Segment, Trace
+from leapt.config import load_yaml
 
 WORDING_FILE = Path(__file__).with_name("moa.yaml")
 
@@ -32,7 +32,7 @@ WORDING_FILE = Path(__file__).with_name("moa.yaml")
 @lru_cache(maxsize=1)
 def wording() -> dict[str, str]:
     """The MoA sentences (packaged ``moa.yaml``)."""
-    return yaml.safe_load(WORDING_FILE.read_text(encoding="utf-8"))
+    return load_yaml(WORDING_FILE, "MoA wording file")
 
 
 def conclusion(ctx: EngineContext, path: PathRecord) -> str:
@@ -73,10 +73,8 @@ def _label_peer_text(trace: Trace, block: str) -> None:
         ]
 
 
-def run_moa(ctx: EngineContext, problem: Problem) -> ProblemRun:
+def run(ctx: EngineContext, problem: Problem) -> ProblemRun:
     """Mixture-of-Agents for one problem (see the module docstring)."""
-    from inference.methods import run_independent  # methods.py registers this module
-
     layer_problem = dataclasses.replace(problem, id=f"{problem.id}#moa1")
     trace = yield from run_independent(ctx, layer_problem)
     spent = 0

@@ -1,0 +1,126 @@
+"""Will a path fit in the model's context?  Checked before any model loads.
+
+A LeaP path holds more than its generated-token budget: every LeaP block adds
+engine text (trigger, tags, opening, cue) and ``top_k`` peer summaries of up
+to ``summary_max_tokens`` each, and the forced answer adds its suffix.  When
+``max_model_len`` cannot hold prompt + budget + that overhead, paths end early
+with finish ``context`` -- results then differ from the paper's, so the user
+hears it before hours of GPU time are spent (``--strict`` makes it an error).
+
+Without a tokenizer the text is estimated at 3 characters per token (English
+and LaTeX usually take 3.5-4.5), so the estimate errs on the safe side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.args import ROUTED_METHODS, LeapArguments, ModelArguments
+from inference.problems import Problem
+from inference.protocol import Protocol, load_protocol
+from leapt.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: characters per token of the estimate (low on purpose: overestimates tokens)
+CHARS_PER_TOKEN = 3
+#: tokens a chat template adds around the user turn (role markers)
+TEMPLATE_TOKENS = 32
+#: tokens of a peer label and quotes around one peer summary
+PEER_LABEL_TOKENS = 6
+
+
+def _tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class ContextNeed:
+    """The estimated token count of the longest path, by part."""
+
+    prompt: int
+    budget: int
+    blocks: int
+    per_block: int
+    forced: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.budget + self.blocks * self.per_block + self.forced
+
+
+def context_need(
+    leap_args: LeapArguments, problems: list[Problem], protocol: Protocol
+) -> ContextNeed:
+    """Estimate what the longest path of these settings may need."""
+    a = leap_args
+    announce = protocol.announces(a.method, a.announce)
+    longest = max(
+        (
+            protocol.user_message(p.problem, p.options, a.task, announce)
+            + (protocol.prefill if announce else "")
+            for p in problems
+        ),
+        key=len,
+        default="",
+    )
+    prompt = _tokens(longest) + TEMPLATE_TOKENS
+    peers = (a.n - 1) if a.router == "all" else min(a.top_k, a.n - 1)
+    engine_text = (
+        max(map(len, protocol.summary_triggers))
+        + max(map(len, protocol.summary_openings))
+        + len(protocol.summary_close)
+        + len(protocol.peer_block([]))
+        + max(len(protocol.reflection_cue), len(protocol.no_peers_cue))
+    )
+    per_block = _tokens(" " * engine_text) + peers * (a.summary_max_tokens + PEER_LABEL_TOKENS)
+    if a.method in ROUTED_METHODS and a.method != "leap_s":
+        blocks = math.ceil(a.max_tokens / a.T)
+    elif a.method == "leap_s":
+        blocks = 1
+    else:
+        blocks = 0
+    if a.method == "moa" and a.moa_layers > 1:  # a later layer's prompt quotes n conclusions
+        prompt += a.n * (a.summary_max_tokens + PEER_LABEL_TOKENS)
+    forced = _tokens(protocol.forced_answer(a.task)) + a.forced_answer_tokens
+    return ContextNeed(prompt, a.max_tokens, blocks, per_block, forced)
+
+
+def known_max_len(model_args: ModelArguments) -> int | None:
+    """``max_model_len`` if set, else the local model folder's ``max_position_embeddings``."""
+    if model_args.max_model_len is not None:
+        return model_args.max_model_len
+    config = Path(model_args.model).expanduser() / "config.json"
+    if model_args.backend == "openai" or not config.is_file():
+        return None  # a Hub id or a server: not known before loading
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None
+
+
+def check_context_fits(
+    model_args: ModelArguments, leap_args: LeapArguments, problems: list[Problem]
+) -> ContextNeed | None:
+    """Warn (or with ``strict`` raise ConfigError) when a path may outgrow the context."""
+    limit = known_max_len(model_args)
+    if limit is None or not problems:
+        return None
+    need = context_need(leap_args, problems, load_protocol(leap_args.protocol))
+    if need.total <= limit:
+        return need
+    message = (
+        f"max_model_len {limit} may not hold a '{leap_args.method}' path: prompt ~{need.prompt} "
+        f"+ budget {need.budget} + LeaP overhead ~{need.blocks * need.per_block} "
+        f"({need.blocks} blocks x ~{need.per_block}) + forced answer ~{need.forced} "
+        f"= ~{need.total} tokens; paths that fill the context end early with finish 'context' "
+        "(raise 'max_model_len', or lower 'max_tokens', 'summary_max_tokens' or 'top_k')"
+    )
+    if model_args.strict:
+        raise ConfigError(message)
+    logger.warning("warning: %s", message)
+    return need
