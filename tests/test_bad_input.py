@@ -63,6 +63,7 @@ def previous_outputs(root: Path) -> dict[str, Path]:
         "generate/stats.json": '{"counts": {}}',
         "generate/raw/shard-0-of-1/traces.jsonl": json.dumps(trace) + "\n",
         "train/checkpoint-2/trainer_state.json": '{"global_step": 2}',
+        "train/checkpoint-2/leapt_checkpoint_complete": "step 2\n",
         "report/results.json": '{"benchmarks": {}}',
         "report/leap/traces.jsonl": json.dumps(trace) + "\n",
     }

@@ -45,7 +45,7 @@ def check_model_opened_blocks(traces) -> None:
             assert path.segments[1] == Segment("model", STEP + OPEN + NOTE + CLOSE)
             assert path.segments[2].kind == "peer"
             assert f'Peer 1: "{NOTE.strip()}"' in path.segments[2].text
-            assert PROTO.summary_trigger not in path.text(["prompt"])
+            assert not any(t in path.text(["prompt"]) for t in PROTO.summary_triggers)
             blocks = [s for s in path.segments if s.kind == "peer"]
             assert len(blocks) == sum(1 for r in trace.routing if r.path == index) >= 3
             assert path.summary_tokens == 2 * len(blocks)  # NOTE + CLOSE, counted in the budget
@@ -60,12 +60,14 @@ def test_plain_leap_on_hf_ignores_the_model_written_tag(summarizing_model, tmp_p
     out = tmp_path / "leap"
     argv = ["infer", "--model", str(summarizing_model), "--dtype", "float32", "--method", "leap"]
     argv += ["--output_dir", str(out), "--problems", "synthetic", "--num_synthetic", "1"]
-    argv += ["--n", "2", "--top_k", "1", "--T", "8", "--max_tokens", "24"]
+    argv += ["--n", "2", "--top_k", "1", "--T", "8", "--max_tokens", "24", "--announce", "false"]
     assert leapt(argv) == 0
     (trace,) = read_traces(out / "traces.jsonl")
     first_chunk = trace.paths[0].segments[1]
     assert first_chunk.kind == "model" and first_chunk.text.count(OPEN) == 2  # 8 tokens, no stop
-    assert trace.paths[0].segments[2] == Segment("prompt", PROTO.summary_request())
+    block = trace.paths[0].segments[2]  # the engine's own trigger opens the block after T tokens
+    assert block.kind == "prompt" and PROTO.summary_open in block.text
+    assert any(block.text.startswith(t + PROTO.summary_open) for t in PROTO.summary_triggers)
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ from tests.scripted_model import ScriptedBackend
 from tests.test_routing import paper_similarity
 
 PROTO = load_protocol()
+#: one fixed summary opening, so the recorded summaries differ only where the script makes them
+FIXED_OPENING = 'summary_openings: [" Notes:"]\n'
 #: no path is equally similar to two peers (checked below), so every router's choice is unique
 SUMMARIES = [
     "x = 3 so the answer is 12",
@@ -37,7 +39,11 @@ def run(tmp_path, tiny_model_dir, router: str) -> Trace:
             return SUMMARIES[path] + PROTO.summary_close
         return "12}" if phase == "forced" else RAMBLE
 
-    leap_args = LeapArguments(n=4, top_k=2, T=16, max_tokens=200, router=router)
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(FIXED_OPENING, encoding="utf-8")
+    leap_args = LeapArguments(
+        n=4, top_k=2, T=16, max_tokens=200, router=router, protocol=str(protocol)
+    )
     backend = ScriptedBackend(
         AutoTokenizer.from_pretrained(tiny_model_dir), script, leap_args.seed, ["p"], leap_args.n
     )
@@ -60,9 +66,13 @@ def summaries_in(trace: Trace, path: int) -> list[str]:
     segments = trace.paths[path].segments
     found = []
     for before, seg in zip(segments, segments[1:], strict=False):
-        if before.kind == "prompt" and before.text.endswith(PROTO.summary_open):
-            assert seg.kind == "model"
-            found.append(seg.text.removesuffix(PROTO.summary_close).strip())
+        if before.kind != "prompt" or PROTO.summary_open not in before.text:
+            continue
+        opening = before.text.rsplit(PROTO.summary_open, 1)[1]
+        if PROTO.summary_close in opening:
+            continue  # a closed example of the format (the announced prompt), not a LeaP block
+        assert seg.kind == "model"
+        found.append((opening + seg.text.removesuffix(PROTO.summary_close)).strip())
     return found
 
 
