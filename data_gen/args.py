@@ -65,6 +65,13 @@ class GenerateArguments:
         default=None,
         metadata={"help": "summary token cap of that filter (default: the engine's cap)"},
     )
+    filter_imitation: bool = field(
+        default=True,
+        metadata={
+            "help": "drop paths whose own text imitates the protocol (writes a peer block or "
+            "peer label, copies the summary trigger or the reflection cue)"
+        },
+    )
     filter_peer_exchange: bool = field(
         default=True, metadata={"help": "drop paths that never received a peer's summary"}
     )

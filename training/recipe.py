@@ -46,10 +46,12 @@ class TrainScriptArguments(ScriptArguments):
         metadata={"help": "Also train the end-of-turn token after the last model segment."},
     )
     summary_open: str | None = field(
-        default="<summarize>",
+        default="auto",
         metadata={
-            "help": "Opening summary tag to train where the engine's trigger ends with it, so the "
-            "student learns to open LeaP blocks itself (leap_t); null to leave it untrained."
+            "help": "Opening summary tag to train where the engine wrote it after its trigger, so "
+            "the student learns to open LeaP blocks itself (leap_t). 'auto': the tag of the "
+            "protocol the dataset records (stats.json; '<summarize>' if none); a different tag "
+            "than the recorded one is an error; null leaves it untrained."
         },
     )
     global_batch_size: int | None = field(
