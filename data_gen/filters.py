@@ -149,6 +149,8 @@ class Summary:
     written: str
     closed: bool
     opening: str = ""
+    #: the model wrote the opening tag itself (LeaP-T), rather than the engine's trigger
+    self_opened: bool = False
 
     @property
     def text(self) -> str:
@@ -209,15 +211,15 @@ def find_summaries(path: PathRecord, tags: Tags) -> list[Summary]:
     """
     found: list[Summary] = []
     current: list[str] | None = None
-    opening = ""
+    opening, self_opened = "", False
     for seg in path.segments:
         if seg.kind != "model":
             if current is not None:
-                found.append(Summary("".join(current), closed=False, opening=opening))
+                found.append(Summary("".join(current), False, opening, self_opened))
                 current = None
             engine_opening = _opened_by_engine(seg.text, tags) if seg.kind == "prompt" else None
             if engine_opening is not None:
-                current, opening = [], engine_opening
+                current, opening, self_opened = [], engine_opening, False
             continue
         rest = seg.text
         while rest:
@@ -225,17 +227,18 @@ def find_summaries(path: PathRecord, tags: Tags) -> list[Summary]:
                 start = rest.find(tags.summary_open)
                 if start < 0:
                     break
-                current, opening, rest = [], "", rest[start + len(tags.summary_open) :]
+                current, opening, self_opened = [], "", True
+                rest = rest[start + len(tags.summary_open) :]
                 continue
             end = rest.find(tags.summary_close)
             if end < 0:
                 current.append(rest)
                 break
             current.append(rest[:end])
-            found.append(Summary("".join(current), closed=True, opening=opening))
+            found.append(Summary("".join(current), True, opening, self_opened))
             current, rest = None, rest[end + len(tags.summary_close) :]
     if current is not None:
-        found.append(Summary("".join(current), closed=False, opening=opening))
+        found.append(Summary("".join(current), False, opening, self_opened))
     return found
 
 
