@@ -123,3 +123,24 @@ def test_leapt_eval_runs_each_seed_into_its_folder(tmp_path, tiny_model_dir):
     assert row["seeds"]["seeds"] == [3, 5] and len(row["seeds"]["pass@1"]["values"]) == 2
     assert row["adherence"]["counts"]["summaries"] > 0
     assert leapt([*argv[:-5], "--seeds", "3", "3", "--output_dir", str(out)]) == 2
+
+
+def test_compare_report_puts_before_and_after_side_by_side(tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    write_seed(before, 0, ["41", "41"])
+    write_seed(before, 1, ["42", "41"])
+    write_seed(after, 0, ["42", "42"])
+    write_seed(after, 1, ["42", "42"])
+    out = tmp_path / "e2e"
+    spec = [f"before={before}", f"after={after}"]
+    assert leapt(["report", "--compare", *spec, "--output-dir", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["labels"] == ["before", "after"] and doc["seeds"]["after"] == [0, 1]
+    b, a = doc["before"]["aime24"]["leap"], doc["after"]["aime24"]["leap"]
+    assert (b["pass@1"], a["pass@1"]) == (pytest.approx(0.625), 1.0)
+    assert set(a["adherence"]) >= {"summary_closed_rate", "self_open_rate", "peer_use_rate"}
+    md = (out / "results.md").read_text()
+    assert "| leap | Pass@1 (%) | 62.50 ± 17.68" in md and "reflection uses peer" in md
+    for png in ("accuracy_compare.png", "adherence_compare.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert leapt(["report", "--compare", "before", "--output-dir", str(out)]) == 2

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
+from inference.args import EMBEDDED_MODEL
+from inference.args import ModelArguments as EngineModelArguments
 from leapt.config import ConfigError, parse_config
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch
@@ -156,6 +158,10 @@ def parse_recipe(
         "(TRL SFTTrainer; run under `accelerate launch` for DeepSpeed ZeRO / DDP).",
     )
     validate(script, args, model)
+    if model.model_name_or_path == EMBEDDED_MODEL:  # the packaged SmolLM2, converted once
+        from inference.models import resolve_model
+
+        model.model_name_or_path = resolve_model(EngineModelArguments())
     apply_global_batch(script, args, int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)
     return script, args, model
