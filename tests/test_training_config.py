@@ -158,3 +158,12 @@ def test_bad_options_are_rejected_naming_the_key(tmp_path, capsys, monkeypatch, 
     argv += ["--model_name_or_path", NO_MODEL, "--output_dir", str(tmp_path / "o")]
     code, err = run_train([*argv, *extra], capsys)
     assert code == 2 and message in err
+
+
+def test_the_embedded_model_can_be_the_student(tmp_path):
+    """`leapt train` takes the same embedded SmolLM2 name as infer/eval (converted once)."""
+    from inference.args import EMBEDDED_MODEL
+
+    argv = ["--config", str(SMOKE), "--model_name_or_path", EMBEDDED_MODEL]
+    _, _, model = parse_recipe([*argv, "--dataset_name", "x", "--output_dir", str(tmp_path)])
+    assert (Path(model.model_name_or_path) / "config.json").is_file()
