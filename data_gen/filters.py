@@ -3,28 +3,35 @@
 A LeaP-T student learns the protocol from what it imitates, so a kept path
 must *show* the protocol done well: it ends on its own with a right answer,
 every summary it wrote is closed by the model itself within the token cap,
-and it read at least one real peer summary.  Each rule can be switched off
+its own text never imitates the engine's part of the protocol (a peer block,
+a peer label, the trigger or the cue: a student trained on that would invent
+its peers), and it read at least one real peer summary.  Each rule can be switched off
 (the "+SFT" control data has no LeaP blocks at all), and every dropped path is
 counted under the first rule it fails so ``stats.json`` adds up to the total.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from inference.protocol import Protocol, load_protocol
 from inference.trace import PathRecord, Trace
 
 #: rule names in the order they are checked; also the keys of ``stats.json``
 RULES: tuple[str, ...] = (
     "ended_naturally",
     "summaries_ok",
+    "no_protocol_imitation",
     "peer_exchange",
     "correct",
     "duplicate",
     "problem_cap",
 )
+#: ways a path can imitate the protocol (keys of ``stats.json`` counts.imitation)
+IMITATION_REASONS: tuple[str, ...] = ("comment_tag", "peer_label", "trigger", "cue", "no_peers")
 #: finishes that mean the model stopped by itself (not cut by the budget or forced to answer)
 NATURAL_FINISHES = frozenset({"think_end", "eos"})
 
@@ -37,12 +44,79 @@ class Tags:
     summary_close: str = "</summarize>"
 
 
+#: consecutive words of an engine sentence that, found in the model's text, count as a copy
+IMITATION_NGRAM = 8
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _phrases(text: str, n: int) -> frozenset[str]:
+    """Every run of ``n`` consecutive words of ``text`` (the whole text if shorter), as
+    space-joined strings."""
+    words = _words(text)
+    if len(words) <= n:
+        return frozenset({" ".join(words)} if words else ())
+    return frozenset(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+@dataclass(frozen=True)
+class ImitationCheck:
+    """Marks of the engine's protocol text that a teacher must not write itself.
+
+    Built from the protocol the traces were made with.  Reasons, in order:
+    ``comment_tag`` (opens or closes a peer block), ``peer_label`` (e.g.
+    ``Peer 2:``, a label followed by a colon, as in a peer block), and a copy
+    of the ``trigger``, ``cue`` or ``no_peers`` sentence: any run of
+    :data:`IMITATION_NGRAM` consecutive words of it (the whole sentence if
+    shorter), compared case-insensitively on words.  The model writing
+    ``<summarize>`` itself is the LeaP-T behaviour and is not imitation.
+    """
+
+    comment_tags: tuple[str, ...]
+    peer_label: re.Pattern
+    sentences: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol) -> ImitationCheck:
+        label = re.escape(protocol.peer_label).replace(re.escape("{i}"), r"\d+")
+        sentences = (
+            ("trigger", protocol.summary_trigger),
+            ("cue", protocol.reflection_cue),
+            ("no_peers", protocol.no_peers_text),
+        )
+        return cls(
+            comment_tags=(f"<{protocol.comment_tag}>", f"</{protocol.comment_tag}>"),
+            peer_label=re.compile(label + r"\s*:"),
+            sentences=tuple((name, _phrases(text, IMITATION_NGRAM)) for name, text in sentences),
+        )
+
+    def reason(self, path: PathRecord) -> str | None:
+        """The first way the model's own text imitates the protocol, or None."""
+        text = path.text(["model"])
+        if any(tag in text for tag in self.comment_tags):
+            return "comment_tag"
+        if self.peer_label.search(text):
+            return "peer_label"
+        written = f" {' '.join(_words(text))} "
+        for name, phrases in self.sentences:
+            if any(f" {phrase} " in written for phrase in phrases):
+                return name
+        return None
+
+
+def default_imitation_check() -> ImitationCheck:
+    return ImitationCheck.from_protocol(load_protocol())
+
+
 @dataclass
 class FilterSettings:
     """Switches and limits of the filters (built from ``GenerateArguments``)."""
 
     require_natural_end: bool = True
     require_summaries_ok: bool = True
+    require_no_imitation: bool = True
     require_peer_exchange: bool = True
     require_correct: bool = True
     drop_duplicates: bool = True
@@ -50,12 +124,14 @@ class FilterSettings:
     max_paths_per_problem: int | None = None
     summary_max_tokens: int = 256
     tags: Tags = field(default_factory=Tags)
+    imitation: ImitationCheck = field(default_factory=default_imitation_check)
 
     def enforced(self, rule: str) -> bool:
         """Whether a failed per-path ``rule`` drops the path."""
         return {
             "ended_naturally": self.require_natural_end,
             "summaries_ok": self.require_summaries_ok,
+            "no_protocol_imitation": self.require_no_imitation,
             "peer_exchange": self.require_peer_exchange,
             "correct": self.require_correct,
         }[rule]
@@ -63,10 +139,23 @@ class FilterSettings:
 
 @dataclass
 class Summary:
-    """One summary a path wrote: its text (without tags) and whether the model closed it."""
+    """One summary of a path and whether the model closed it.
 
-    text: str
+    ``opening`` is what the engine prefilled right after the opening tag
+    (the first words of the summary, empty when the engine prefills nothing),
+    ``written`` is the model's own text up to the closing tag.
+    """
+
+    written: str
     closed: bool
+    opening: str = ""
+    #: the model wrote the opening tag itself (LeaP-T), rather than the engine's trigger
+    self_opened: bool = False
+
+    @property
+    def text(self) -> str:
+        """The summary as peers read it (without tags)."""
+        return self.opening + self.written
 
 
 @dataclass
@@ -78,6 +167,8 @@ class FilterResult:
     dropped: Counter = field(default_factory=Counter)
     #: paths failing each rule, enforced or not (a path can fail several)
     failures: Counter = field(default_factory=Counter)
+    #: paths whose own text imitates the protocol, by the first way they do (ImitationCheck)
+    imitation: Counter = field(default_factory=Counter)
     problems: int = 0
     paths: int = 0
 
@@ -90,27 +181,45 @@ class FilterResult:
             "problems_with_kept_paths": len({t.id for t, _ in self.kept}),
             "dropped": {rule: self.dropped.get(rule, 0) for rule in RULES},
             "rule_failures": {rule: self.failures.get(rule, 0) for rule in RULES},
+            "imitation": {reason: self.imitation.get(reason, 0) for reason in IMITATION_REASONS},
         }
+
+
+def _opened_by_engine(text: str, tags: Tags) -> str | None:
+    """The engine's prefilled opening if this prompt text opens a summary, else None.
+
+    The engine writes the trigger, the opening tag and possibly the first
+    words of the summary as one prompt segment, so the tag is found by
+    position, not assumed to end the segment.
+    """
+    start = text.rfind(tags.summary_open)
+    if start < 0:
+        return None
+    opening = text[start + len(tags.summary_open) :]
+    return None if tags.summary_close in opening else opening
 
 
 def find_summaries(path: PathRecord, tags: Tags) -> list[Summary]:
     """The summaries in ``path``, in order.
 
-    A summary starts where a prompt segment ends with the opening tag (the
-    engine's trigger) or where the model writes the opening tag itself (LeaP-T),
-    and runs over the following *model* text up to the closing tag.  If any
-    other segment (e.g. an engine-inserted closing tag) or the end of the path
-    comes first, the model did not close it.
+    A summary starts where a prompt segment holds the opening tag (the
+    engine's trigger, perhaps followed by a prefilled opening) or where the
+    model writes the opening tag itself (LeaP-T), and runs over the following
+    *model* text up to the closing tag.  If any other segment (e.g. an
+    engine-inserted closing tag) or the end of the path comes first, the model
+    did not close it.
     """
     found: list[Summary] = []
     current: list[str] | None = None
+    opening, self_opened = "", False
     for seg in path.segments:
         if seg.kind != "model":
             if current is not None:
-                found.append(Summary("".join(current), closed=False))
+                found.append(Summary("".join(current), False, opening, self_opened))
                 current = None
-            if seg.kind == "prompt" and seg.text.rstrip().endswith(tags.summary_open):
-                current = []
+            engine_opening = _opened_by_engine(seg.text, tags) if seg.kind == "prompt" else None
+            if engine_opening is not None:
+                current, opening, self_opened = [], engine_opening, False
             continue
         rest = seg.text
         while rest:
@@ -118,17 +227,18 @@ def find_summaries(path: PathRecord, tags: Tags) -> list[Summary]:
                 start = rest.find(tags.summary_open)
                 if start < 0:
                     break
-                current, rest = [], rest[start + len(tags.summary_open) :]
+                current, opening, self_opened = [], "", True
+                rest = rest[start + len(tags.summary_open) :]
                 continue
             end = rest.find(tags.summary_close)
             if end < 0:
                 current.append(rest)
                 break
             current.append(rest[:end])
-            found.append(Summary("".join(current), closed=True))
+            found.append(Summary("".join(current), True, opening, self_opened))
             current, rest = None, rest[end + len(tags.summary_close) :]
     if current is not None:
-        found.append(Summary("".join(current), closed=False))
+        found.append(Summary("".join(current), False, opening, self_opened))
     return found
 
 
@@ -149,8 +259,9 @@ def path_failures(
     index: int,
     settings: FilterSettings,
     count_tokens: Callable[[str], int] | None,
-) -> list[str]:
-    """Every per-path rule that path ``index`` fails, enforced or not.
+) -> tuple[list[str], str | None]:
+    """Every per-path rule that path ``index`` fails, enforced or not, and how it
+    imitates the protocol (an :class:`ImitationCheck` reason, or None).
 
     Switched-off rules are still checked so ``stats.json`` shows how many
     paths they would have dropped (the summary rule only when a token counter
@@ -164,14 +275,18 @@ def path_failures(
         raise ValueError("the summary token cap needs a tokenizer (count_tokens)")
     if count_tokens is not None:
         for summary in find_summaries(path, settings.tags):
-            if not summary.closed or count_tokens(summary.text) > settings.summary_max_tokens:
+            # the cap bounds what the model wrote, as the engine's summary budget does
+            if not summary.closed or count_tokens(summary.written) > settings.summary_max_tokens:
                 failed.append("summaries_ok")
                 break
+    imitation = settings.imitation.reason(path)
+    if imitation is not None:
+        failed.append("no_protocol_imitation")
     if not has_peer_exchange(trace, index):
         failed.append("peer_exchange")
     if path.correct is not True:
         failed.append("correct")
-    return failed
+    return failed, imitation
 
 
 def filter_trace(
@@ -192,8 +307,10 @@ def filter_trace(
     kept_here = 0
     for index, path in enumerate(trace.paths):
         result.paths += 1
-        all_failed = path_failures(trace, index, settings, count_tokens)
+        all_failed, imitation = path_failures(trace, index, settings, count_tokens)
         result.failures.update(all_failed)
+        if imitation is not None:
+            result.imitation[imitation] += 1
         failed = [rule for rule in all_failed if settings.enforced(rule)]
         if failed:
             result.dropped[failed[0]] += 1

@@ -17,6 +17,7 @@ the same as after an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,14 @@ from typing import Any
 
 from data_gen.args import GenerateArguments
 from data_gen.decontaminate import build_index, decontaminate
-from data_gen.filters import FilterResult, FilterSettings, Tags, filter_trace, filter_traces
+from data_gen.filters import (
+    FilterResult,
+    FilterSettings,
+    ImitationCheck,
+    Tags,
+    filter_trace,
+    filter_traces,
+)
 from data_gen.output import write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
@@ -63,12 +71,14 @@ def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol:
     return FilterSettings(
         require_natural_end=args.filter_natural_end,
         require_summaries_ok=args.filter_summaries,
+        require_no_imitation=args.filter_imitation,
         require_peer_exchange=args.filter_peer_exchange,
         require_correct=args.filter_correct,
         drop_duplicates=args.filter_duplicates,
         max_paths_per_problem=args.max_paths_per_problem,
         summary_max_tokens=args.filter_summary_max_tokens or leap_args.summary_max_tokens,
         tags=Tags(protocol.summary_open, protocol.summary_close),
+        imitation=ImitationCheck.from_protocol(protocol),
     )
 
 
@@ -140,7 +150,8 @@ def harvest(
     out = Path(args.output_dir)
     raw_dir = out / "raw" / args.shard_name
     traces_file = TraceFile(raw_dir / "traces.jsonl")
-    check_resume_settings(traces_file, leap_args, CARD_LEAP_KEYS)
+    # the protocol file too: the filters and the trained tag read the wording of this run's
+    check_resume_settings(traces_file, leap_args, (*CARD_LEAP_KEYS, "protocol"))
     check_context_fits(model_args, leap_args, mine)
     pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
@@ -177,7 +188,7 @@ def harvest(
     check = PromptCheck(protocol, tokenizer, leap_args.task)
     rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
     teacher = traces[0].model if traces else model_args.model
-    stats = build_stats(args, leap_args, teacher, len(wanted), decon_report, result)
+    stats = build_stats(args, leap_args, teacher, len(wanted), decon_report, result, protocol)
     dataset_dir = out if args.shard_count == 1 else out / args.shard_name
     write_dataset(dataset_dir, rows, stats, args.dataset_name)
     if args.push_to_hub:
@@ -194,8 +205,13 @@ def build_stats(
     harvested: int,
     decon_report: list[dict],
     result: FilterResult,
+    protocol: Protocol,
 ) -> dict:
-    """``stats.json``: what made the data (for the card) and what every filter dropped."""
+    """``stats.json``: what made the data (for the card) and what every filter dropped.
+
+    The protocol's wording is recorded whole, so training can take the summary
+    tag of the protocol the data was made with (``training.dataset``).
+    """
     checked = args.checks_contamination
     return {
         "source": args.source,
@@ -204,9 +220,15 @@ def build_stats(
         "method": leap_args.method,
         "shards": [args.shard],
         "leap": {k: v for k, v in to_dict(leap_args).items() if k in CARD_LEAP_KEYS},
+        "protocol": {
+            "summary_open": protocol.summary_open,
+            "summary_close": protocol.summary_close,
+            **dataclasses.asdict(protocol),
+        },
         "filters": {
             "natural_end": args.filter_natural_end,
             "summaries_closed_under_cap": args.filter_summaries,
+            "no_protocol_imitation": args.filter_imitation,
             "summary_max_tokens": args.filter_summary_max_tokens or leap_args.summary_max_tokens,
             "peer_exchange": args.filter_peer_exchange,
             "correct": args.filter_correct,

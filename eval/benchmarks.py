@@ -41,6 +41,8 @@ class Benchmark:
     n: int = 32
     size: int | None = None
     note: str = ""
+    #: generator seed of a ``synthetic`` source (its problems are made, not downloaded)
+    problem_seed: int = 0
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -102,6 +104,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             size=8,
             note="eight seeded two-step arithmetic problems, for smoke runs",
         ),
+        Benchmark(
+            "synthetic_heldout",
+            "math",
+            "synthetic",
+            n=4,
+            size=64,
+            problem_seed=1_000_003,
+            note="64 seeded two-step arithmetic problems from their own seed, held out from "
+            "`leapt generate --source synthetic` data (decontaminate against it to prove it)",
+        ),
     )
 }
 
@@ -134,7 +146,9 @@ def load_benchmark(
                 subset=bench.subset,
                 columns=dict(bench.columns),
                 limit=limit,
-            )
+                num_synthetic=bench.size or 8,
+            ),
+            seed=bench.problem_seed,
         )
     if bench.task == "choice":
         problems = [_with_shuffled_options(p, seed, name) for p in problems]

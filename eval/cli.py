@@ -57,6 +57,13 @@ class EvalArguments:
         default=0, metadata={"help": "seed of the deterministic multiple-choice option shuffle"}
     )
     report: bool = field(default=True, metadata={"help": "write results.json/.md and plots"})
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "run seeds: each runs into <output_dir>/seed-<s>/ and the report gives "
+            "mean ± std across seeds beside the bootstrap interval (default: the 'seed' key)"
+        },
+    )
 
     def __post_init__(self) -> None:
         from eval.benchmarks import BENCHMARKS
@@ -90,25 +97,35 @@ class EvalArguments:
                 raise ConfigError(f"'n_per_benchmark' for '{name}' must be an integer >= 1")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"'limit' must be >= 1, got {self.limit}")
+        if self.seeds is not None and (
+            not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0
+        ):
+            raise ConfigError(f"'seeds' must be distinct integers >= 0, got {self.seeds}")
 
 
 def plan_runs(
     eval_args: EvalArguments, leap_args: LeapArguments
-) -> list[tuple[str, LeapArguments]]:
-    """(benchmark, method settings) for every run, validated before any model loads."""
+) -> list[tuple[Path, str, LeapArguments]]:
+    """(run folder, benchmark, method settings) for every run, validated before any model loads.
+
+    With ``seeds`` every seed gets its own ``seed-<s>`` folder under ``output_dir``.
+    """
     from eval.benchmarks import BENCHMARKS
 
+    root = Path(eval_args.output_dir)
+    seeded = [(root / f"seed-{s}", s) for s in eval_args.seeds or []]
     plan = []
-    for bench in eval_args.benchmarks:
-        n = int((eval_args.n_per_benchmark or {}).get(bench, leap_args.n))
-        for method in eval_args.methods:
-            try:
-                args = dataclasses.replace(
-                    leap_args, method=method, n=n, task=BENCHMARKS[bench].task
-                )
-            except ConfigError as exc:
-                raise ConfigError(f"benchmark '{bench}', method '{method}': {exc}") from exc
-            plan.append((bench, args))
+    for folder, seed in seeded or [(root, leap_args.seed)]:
+        for bench in eval_args.benchmarks:
+            n = int((eval_args.n_per_benchmark or {}).get(bench, leap_args.n))
+            for method in eval_args.methods:
+                try:
+                    args = dataclasses.replace(
+                        leap_args, method=method, n=n, task=BENCHMARKS[bench].task, seed=seed
+                    )
+                except ConfigError as exc:
+                    raise ConfigError(f"benchmark '{bench}', method '{method}': {exc}") from exc
+                plan.append((folder / bench / method, bench, args))
     return plan
 
 
@@ -120,7 +137,7 @@ def run_eval(
     backend=None,
     progress: bool = True,
 ) -> dict | None:
-    """Evaluate every (benchmark, method) pair and return the report's results (if written)."""
+    """Evaluate every (seed, benchmark, method) and return the report's results (if written)."""
     from eval.benchmarks import load_benchmark
     from eval.grading import make_grader
 
@@ -139,13 +156,12 @@ def run_eval(
     from inference.trace import TraceFile
 
     root = Path(eval_args.output_dir)
-    for bench, args in plan:  # every run is checked before any generates
-        check_resume_settings(TraceFile(root / bench / args.method / "traces.jsonl"), args)
+    for out, bench, args in plan:  # every run is checked before any generates
+        check_resume_settings(TraceFile(out / "traces.jsonl"), args)
         check_context_fits(model_args, args, problems[bench])
     pending = any(
-        {p.id for p in problems[bench]}
-        - TraceFile(root / bench / args.method / "traces.jsonl").done_ids()
-        for bench, args in plan
+        {p.id for p in problems[bench]} - TraceFile(out / "traces.jsonl").done_ids()
+        for out, bench, args in plan
     )
     own_backend = backend is None and pending
     if own_backend:  # once for every run; not at all when everything is already done
@@ -153,10 +169,12 @@ def run_eval(
 
         backend = load_backend(model_args)
     try:
-        for bench, args in plan:
-            out = root / bench / args.method
+        for out, bench, args in plan:
             if progress:
-                print(f"== {bench} / {args.method}: {len(problems[bench])} problems, n={args.n}")
+                print(
+                    f"== {bench} / {args.method} (seed {args.seed}): "
+                    f"{len(problems[bench])} problems, n={args.n}"
+                )
             run_inference(
                 model_args,
                 args,

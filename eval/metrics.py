@@ -250,3 +250,66 @@ def vote_curve(traces: Sequence[Trace], task: str, sizes: Sequence[int]) -> list
             {"paths": m, "accuracy": _r(_mean(acc)), "tokens_per_problem": _r(_mean(tok))}
         )
     return points
+
+
+#: per-seed numbers averaged into a multi-seed row (and reported as mean ± std over seeds)
+SEED_AVERAGED = (
+    "pass@1",
+    "cons@n",
+    "shortest_majority",
+    "answered_rate",
+    "tokens_per_path",
+    "tokens_per_path_without_summaries",
+    "tokens_per_problem",
+)
+
+
+def spread(values: Sequence[float | None]) -> dict:
+    """Mean and sample standard deviation over seeds (std 0 for a single seed)."""
+    data = [v for v in values if v is not None]
+    if not data:
+        return {"mean": None, "std": None, "values": list(values)}
+    std = float(np.std(data, ddof=1)) if len(data) > 1 else 0.0
+    return {"mean": _r(_mean(data)), "std": _r(std), "values": list(values)}
+
+
+def combine_seeds(per_seed: dict[int, dict], seed: int = 0) -> dict:
+    """One result row from the :func:`method_metrics` of several seeds on the same problems.
+
+    Point values are means over seeds.  Pass@1/Cons@N intervals are the
+    percentile bootstrap over problems of each problem's seed-averaged value
+    (so they describe problem sampling, as for one seed); ``seeds`` adds the
+    mean ± sample std *across seeds* (run-to-run sampling noise) with each
+    seed's value.  ``per_problem`` is left out (each seed's is in its own run).
+    """
+    seeds = sorted(per_seed)
+    first = per_seed[seeds[0]]
+    out = {k: v for k, v in first.items() if k != "per_problem"}
+    summary: dict = {"seeds": seeds}
+    for key in SEED_AVERAGED:
+        summary[key] = spread([per_seed[s][key] for s in seeds])
+        out[key] = summary[key]["mean"]
+    out["pass@k"] = {
+        k: _r(
+            _mean(
+                [
+                    per_seed[s]["pass@k"].get(k)
+                    for s in seeds
+                    if per_seed[s]["pass@k"].get(k) is not None
+                ]
+            )
+        )
+        for k in first["pass@k"]
+    }
+    out["cons@n_ties"] = sum(per_seed[s]["cons@n_ties"] for s in seeds)
+    by_id: dict[str, list[dict]] = {}
+    for s in seeds:
+        for row in per_seed[s]["per_problem"]:
+            by_id.setdefault(row["id"], []).append(row)
+    common = [rows for _, rows in sorted(by_id.items()) if len(rows) == len(seeds)]
+    pass1 = [_mean([r["correct"] / r["n"] for r in rows]) for rows in common if rows[0]["n"]]
+    cons = [_mean([float(r["cons_correct"]) for r in rows]) for rows in common]
+    out["pass@1_ci"] = [_r(x) for x in bootstrap_ci(pass1, seed)]
+    out["cons@n_ci"] = [_r(x) for x in bootstrap_ci(cons, seed)]
+    out["seeds"] = summary
+    return out

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.adherence import RATES, adherence_from_rows, adherence_rows
 from eval.grading import grade_trace, task_of
-from eval.metrics import compute_matched, method_metrics, vote_curve
+from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
 from inference.trace import Trace, read_traces
 
 #: display order of known methods (others follow alphabetically)
@@ -29,13 +32,19 @@ ACCURACY_PNG = "accuracy.png"
 TOKENS_PNG = "accuracy_vs_tokens.png"
 
 
+#: a seed's subfolder of a ``leapt eval --seeds`` run: <output_dir>/seed-<s>/<benchmark>/<method>
+SEED_DIR = re.compile(r"seed-(\d+)")
+
+
 @dataclass
 class Run:
-    """All traces of one method on one benchmark."""
+    """All traces of one method on one benchmark (for several seeds: the lowest seed's)."""
 
     benchmark: str
     method: str
     traces: list[Trace]
+    #: seed -> traces, when the run was evaluated with several seeds (``leapt eval --seeds``)
+    seeds: dict[int, list[Trace]] = field(default_factory=dict)
 
 
 def _method_key(method: str) -> tuple[int, str]:
@@ -50,9 +59,10 @@ def discover_runs(dirs: Sequence[str | Path]) -> list[Run]:
     Traces of the same benchmark and method from several directories are
     merged when their problem ids are disjoint (e.g. shards of one run); when
     they overlap (e.g. two seeds) each directory stays a separate row, labelled
-    ``method (dirname)``.
+    ``method (dirname)``.  The ``seed-<s>`` subfolders of one ``leapt eval
+    --seeds`` run form one row with its seeds kept apart (:class:`Run`).
     """
-    found: dict[tuple[str, str], list[tuple[str, list[Trace]]]] = {}
+    found: dict[tuple[str, str], list[tuple[str, int | None, list[Trace]]]] = {}
     for root in dirs:
         root = Path(root)
         if not root.is_dir():
@@ -62,19 +72,25 @@ def discover_runs(dirs: Sequence[str | Path]) -> list[Run]:
             if not traces:
                 continue
             rel = path.relative_to(root).parts
+            seed_dir = SEED_DIR.fullmatch(rel[-4]) if len(rel) >= 4 else None
             if len(rel) >= 3:
                 benchmark, method = rel[-3], rel[-2]
             else:
                 benchmark = (path.parent if len(rel) == 2 else root).resolve().name
                 method = traces[0].method
-            found.setdefault((benchmark, method), []).append((root.resolve().name, traces))
+            seed = int(seed_dir.group(1)) if seed_dir else None
+            found.setdefault((benchmark, method), []).append((root.resolve().name, seed, traces))
     runs = []
     for (benchmark, method), parts in sorted(found.items()):
-        ids = [t.id for _, traces in parts for t in traces]
+        seeds = {seed: traces for _, seed, traces in parts if seed is not None}
+        if len(seeds) == len(parts):  # one --seeds run: every part is a distinct seed
+            runs.append(Run(benchmark, method, seeds[min(seeds)], seeds))
+            continue
+        ids = [t.id for _, _, traces in parts for t in traces]
         if len(ids) == len(set(ids)):
-            runs.append(Run(benchmark, method, [t for _, traces in parts for t in traces]))
+            runs.append(Run(benchmark, method, [t for _, _, traces in parts for t in traces]))
         else:
-            runs += [Run(benchmark, f"{method} ({name})", traces) for name, traces in parts]
+            runs += [Run(benchmark, f"{method} ({name})", traces) for name, _, traces in parts]
     return runs
 
 
@@ -95,9 +111,14 @@ def build_results(runs: Iterable[Run]) -> dict:
     """The ``results.json`` document: metrics per benchmark and method, plus comparisons."""
     benchmarks: dict[str, dict] = {}
     for run in runs:
-        traces = [grade_trace(t) for t in run.traces]
-        task = task_of(traces[0])
-        metrics = method_metrics(traces, task, seed=_seed(traces))
+        if run.seeds:
+            metrics, traces = _seeded_metrics(run)
+            task = metrics["task"]
+        else:
+            traces = [grade_trace(t) for t in run.traces]
+            task = task_of(traces[0])
+            metrics = method_metrics(traces, task, seed=_seed(traces))
+            metrics["adherence"] = adherence_from_rows(adherence_rows(traces), _seed(traces))
         first = traces[0]
         metrics["task"] = task
         metrics["model"] = first.model
@@ -124,6 +145,33 @@ def build_results(runs: Iterable[Run]) -> dict:
     }
 
 
+def _seeded_metrics(run: Run) -> tuple[dict, list[Trace]]:
+    """Metrics of a multi-seed run (:func:`combine_seeds`), adherence pooled over seeds.
+
+    Returns the metrics and the lowest seed's graded traces, which the vote
+    curve and the compute-matched comparison use.
+    """
+    graded = {s: [grade_trace(t) for t in traces] for s, traces in sorted(run.seeds.items())}
+    lowest = graded[min(graded)]
+    task = task_of(lowest[0])
+    metrics = combine_seeds({s: method_metrics(t, task, seed=s) for s, t in graded.items()})
+    metrics["task"] = task
+    per_seed_rows = {s: adherence_rows(t) for s, t in graded.items()}
+    pooled: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for rows in per_seed_rows.values():
+        for row in rows:
+            for key, value in row.items():
+                if key != "id":
+                    pooled[row["id"]][key] += value
+    adherence = adherence_from_rows([dict(v) for _, v in sorted(pooled.items())], min(graded))
+    for rate in RATES:
+        metrics["seeds"][rate] = spread(
+            [adherence_from_rows(rows)[rate] for rows in per_seed_rows.values()]
+        )
+    metrics["adherence"] = adherence
+    return metrics, lowest
+
+
 def dumps_results(results: dict) -> str:
     """Canonical JSON text (sorted keys, fixed indentation, trailing newline)."""
     return json.dumps(results, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
@@ -143,6 +191,38 @@ def _tokens(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _with_std(m: dict, key: str) -> str:
+    """``value`` or, for a multi-seed row, ``mean ± std`` over seeds (percent)."""
+    if "seeds" not in m or m["seeds"].get(key, {}).get("std") is None:
+        return _pct(m[key] if key in m else m.get("adherence", {}).get(key))
+    spread = m["seeds"][key]
+    return f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
+
+
+def _accuracy_cell(m: dict) -> str:
+    seeds = f", {len(m['seeds']['seeds'])} seeds" if "seeds" in m else ""
+    return f"{_with_std(m, 'pass@1')} / {_with_std(m, 'cons@n')} (N={m['n']}{seeds})"
+
+
+def _adherence_cell(m: dict) -> str:
+    a = m.get("adherence")
+    if not a:
+        return "-"
+
+    def rate(key: str) -> str:
+        value = (
+            _with_std(m, key)
+            if "seeds" in m and key in m["seeds"] and m["seeds"][key]["std"] is not None
+            else _pct(a[key])
+        )
+        return value + _ci(a[f"{key}_ci"])
+
+    return (
+        f"{rate('summary_closed_rate')} ; {rate('self_open_rate')} ; "
+        f"{rate('peer_use_rate')} ({_pct(a['peer_use_chance'])})"
+    )
+
+
 def render_markdown(results: dict) -> str:
     """A paper-style table: rows are methods, columns are benchmarks."""
     benchmarks = sorted(results["benchmarks"])
@@ -160,9 +240,10 @@ def render_markdown(results: dict) -> str:
     )
     seeds = sorted(
         {
-            str(m["config"].get("seed"))
+            str(seed)
             for b in benchmarks
             for m in results["benchmarks"][b]["methods"].values()
+            for seed in (m["seeds"]["seeds"] if "seeds" in m else [m["config"].get("seed")])
         }
     )
     lines += [
@@ -172,12 +253,9 @@ def render_markdown(results: dict) -> str:
     header = "| method | " + " | ".join(benchmarks) + " |"
     rule = "|---|" + "---|" * len(benchmarks)
 
-    lines += ["## Pass@1 / Cons@N (%)", "", header, rule]
+    lines += ["## Pass@1 / Cons@N (%; several seeds: mean ± std over seeds)", "", header, rule]
     for method in methods:
-        row = [
-            cell(b, method, lambda m: f"{_pct(m['pass@1'])} / {_pct(m['cons@n'])} (N={m['n']})")
-            for b in benchmarks
-        ]
+        row = [cell(b, method, _accuracy_cell) for b in benchmarks]
         lines.append(f"| {method} | " + " | ".join(row) + " |")
 
     lines += ["", "## 95% bootstrap intervals over problems: Pass@1 ; Cons@N", "", header, rule]
@@ -229,6 +307,18 @@ def render_markdown(results: dict) -> str:
         ]
         lines.append(f"| {method} | " + " | ".join(row) + " |")
 
+    lines += [
+        "",
+        "## Protocol adherence (%): summaries closed by the model ; paths opening a summary "
+        "themselves ; reflections using a peer's words (chance level)",
+        "",
+        header,
+        rule,
+    ]
+    for method in methods:
+        row = [cell(b, method, _adherence_cell) for b in benchmarks]
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+
     matched_rows = [
         (b, method, c)
         for b in benchmarks
@@ -255,7 +345,8 @@ def render_markdown(results: dict) -> str:
         "Pass@1: mean correctness of the N paths, averaged over problems. Cons@N: majority "
         "vote over extracted answers (ties -> earliest answer; tie count shown). Tokens count "
         "everything the model generated, summaries included (in parentheses: without "
-        "summaries). Definitions: eval/metrics.py.",
+        "summaries). Adherence: ratios over all paths, 95% bootstrap over problems in "
+        "brackets; definitions in eval/adherence.py. Definitions: eval/metrics.py.",
         "",
     ]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import leapt  # noqa: F401  (OpenMP wait policy for every test and its subprocesses)
+from tests.r1_distill import r1_tiny_model_dir, r1_tokenizer_dir  # noqa: F401
 from tests.tiny_model import build_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from data_gen.filters import FilterSettings, Tags, filter_traces, find_summaries
+from data_gen.filters import (
+    IMITATION_REASONS,
+    FilterSettings,
+    ImitationCheck,
+    Tags,
+    filter_traces,
+    find_summaries,
+)
+from inference.protocol import load_protocol
 from inference.trace import PathRecord, RoutingRecord, Segment, Trace
+
+PROTO = load_protocol()
 
 PROMPT = "<|im_start|>user\nWhat is 6*7?<|im_end|>\n<|im_start|>assistant\n"
 TRIGGER = " Let me sum up my progress so far. <summarize>"
@@ -173,3 +185,58 @@ def test_switched_off_rules_are_reported_but_do_not_drop():
     assert kept == [0, 1]
     assert stats["rule_failures"]["correct"] == 1 and stats["rule_failures"]["ended_naturally"] == 1
     assert sum(stats["dropped"].values()) == 0
+
+
+def test_summary_opened_by_the_engine_with_prefilled_words():
+    """The engine may prefill the summary's first words after the tag, in its own segment."""
+    path = good_path(summary=" 6*7 = 42. </summarize>")
+    path.segments[2] = Segment("prompt", TRIGGER + " So far I have")
+    (summary,) = find_summaries(path, Tags())
+    assert (summary.opening, summary.written, summary.closed) == (
+        " So far I have",
+        " 6*7 = 42. ",
+        True,
+    )
+    assert summary.text == " So far I have 6*7 = 42. "
+    # the cap bounds the model's own words, as the engine's summary budget does
+    assert run(trace_of(path), summary_max_tokens=3)[0] == [0]
+
+
+def protocol_copy(text: str) -> PathRecord:
+    path = good_path()
+    path.segments[1] = Segment("model", f"<think> 6*7 is 42.{text}")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (' <comment> Peer 1: "I got 42." </comment>', "comment_tag"),
+        (' Peer 2: "maybe 40"', "peer_label"),
+        (f" {PROTO.summary_trigger.upper()}", "trigger"),
+        (" let me compare these notes with my own reasoning, fix any", "cue"),
+        (f"\n{PROTO.no_peers_text}", "no_peers"),
+    ],
+)
+def test_paths_imitating_the_protocol_are_dropped_by_reason(text, reason):
+    kept, stats = run(trace_of(good_path(), protocol_copy(text)))
+    assert kept == [0]
+    assert stats["dropped"]["no_protocol_imitation"] == 1
+    assert stats["imitation"] == {**dict.fromkeys(IMITATION_REASONS, 0), reason: 1}
+    both = run(trace_of(good_path(), protocol_copy(text)), require_no_imitation=False)
+    assert both[0] == [0, 1] and both[1]["rule_failures"]["no_protocol_imitation"] == 1
+
+
+def test_own_words_about_peers_and_self_opened_summaries_are_not_imitation():
+    path = protocol_copy(
+        " Peer 1's answer matches mine; let me compare. <summarize> 42 </summarize>"
+    )
+    assert run(trace_of(path))[0] == [0]
+
+
+def test_imitation_uses_the_wording_of_the_runs_protocol():
+    custom = dataclasses.replace(PROTO, comment_tag="notes", peer_label="Friend {i}")
+    settings = {"imitation": ImitationCheck.from_protocol(custom)}
+    assert run(trace_of(protocol_copy(" Friend 3: 41")), **settings)[0] == []
+    assert run(trace_of(protocol_copy(" <notes> x")), **settings)[0] == []
+    assert run(trace_of(protocol_copy(" <comment> x")), **settings)[0] == [0]

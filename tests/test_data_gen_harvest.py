@@ -27,6 +27,7 @@ from data_gen.cli import main as generate
 from data_gen.decontaminate import normalize_words
 from data_gen.output import read_dataset_dir
 from inference.problems import synthetic_problems
+from inference.protocol import load_protocol
 from inference.trace import TraceFile
 from leapt.cli import main as leapt
 
@@ -117,6 +118,11 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
         assert any(s["kind"] == "peer" for s in segments)  # the peer filter was on
     card = (plain_run / "README.md").read_text()
     assert f"**{counts['kept']} rows kept**" in card and str(files[0]) in card
+    # the protocol is recorded, so training trains the tag the data was made with
+    from training.dataset import AUTO, recorded_protocol, resolve_summary_open
+
+    assert stats["protocol"]["summary_trigger"] == load_protocol().summary_trigger
+    assert resolve_summary_open(AUTO, recorded_protocol(str(plain_run)), "x") == "<summarize>"
     # the leaked problem was never harvested, and the report says why
     leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]
     assert leaked.id not in {r["id"] for r in rows}

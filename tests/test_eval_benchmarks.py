@@ -75,3 +75,26 @@ def test_choice_file_without_options_is_an_error(tmp_path):
     path.write_text(json.dumps({"id": "x", "problem": "q", "answer": "A"}) + "\n")
     with pytest.raises(ConfigError, match="no options"):
         load_benchmark("gpqa_diamond", local=str(path))
+
+
+def test_heldout_synthetic_set_is_disjoint_from_generated_training_problems(tmp_path):
+    from data_gen.args import GenerateArguments
+    from inference.problems import synthetic_problems
+
+    heldout = load_benchmark("synthetic_heldout")
+    assert len(heldout) == 64 and len({p.problem for p in heldout}) == 64
+    assert not {p.id for p in heldout} & {p.id for p in synthetic_problems(64, 0)}
+    from data_gen.decontaminate import build_index, decontaminate
+    from inference.problems import Problem
+
+    twin = Problem("synthetic-0-99", heldout[3].problem, heldout[3].answer)
+    kept, dropped = decontaminate(
+        [twin, *synthetic_problems(4, 0)], build_index(["synthetic_heldout"], 8)
+    )
+    assert [d.id for d in dropped] == [twin.id] and len(kept) == 4
+    # generated sources are checked when benchmarks are named, not against the paper's sets
+    named = GenerateArguments(source="synthetic", decontam_benchmarks=["synthetic_heldout"])
+    assert (
+        named.checks_contamination
+        and not GenerateArguments(source="synthetic").checks_contamination
+    )

@@ -33,7 +33,7 @@ def test_shipped_configs_parse(config):
         assert (leap_args.temperature, leap_args.top_p, leap_args.sampling_top_k) == (0.6, 0.95, 40)
         budget = 32768 if "32b" in config.stem else 16384
         assert leap_args.max_tokens == budget
-        gpqa = [args for bench, args in plan if bench == "gpqa_diamond"]
+        gpqa = [args for _, bench, args in plan if bench == "gpqa_diamond"]
         assert gpqa and all(a.n == 8 and a.task == "choice" for a in gpqa)
 
 

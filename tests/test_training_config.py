@@ -129,6 +129,19 @@ def test_dataset_without_segments_fails_before_the_model(tmp_path, capsys):
     assert code == 2 and "no 'segments' column" in err
 
 
+def test_summary_tag_other_than_the_datasets_protocol_is_refused(tmp_path, capsys):
+    from tests.test_training_data import write_sft_dataset
+
+    data = write_sft_dataset(tmp_path / "data", n=2)
+    stats = {"protocol": {"summary_open": "<sum>", "summary_close": "</sum>"}}
+    (data / "stats.json").write_text(json.dumps(stats))
+    argv = ["--config", str(SMOKE), "--model_name_or_path", NO_MODEL, "--dataset_name", str(data)]
+    argv += ["--output_dir", str(tmp_path / "out"), "--summary_open", "<summarize>"]
+    code, err = run_train(argv, capsys)
+    assert code == 2
+    assert "summary_open='<summarize>'" in err and "'<sum>'" in err and "stats.json" in err
+
+
 def test_deepspeed_json_contradicting_the_launch_or_recipe_is_rejected(tmp_path):
     ds = tmp_path / "ds.json"
     ds.write_text(json.dumps({"gradient_accumulation_steps": 4, "zero_optimization": {"stage": 2}}))
@@ -173,3 +186,12 @@ def test_bad_options_are_rejected_naming_the_key(tmp_path, capsys, monkeypatch, 
     argv += ["--model_name_or_path", NO_MODEL, "--output_dir", str(tmp_path / "o")]
     code, err = run_train([*argv, *extra], capsys)
     assert code == 2 and message in err
+
+
+def test_the_embedded_model_can_be_the_student(tmp_path):
+    """`leapt train` takes the same embedded SmolLM2 name as infer/eval (converted once)."""
+    from inference.args import EMBEDDED_MODEL
+
+    argv = ["--config", str(SMOKE), "--model_name_or_path", EMBEDDED_MODEL]
+    _, _, model = parse_recipe([*argv, "--dataset_name", "x", "--output_dir", str(tmp_path)])
+    assert (Path(model.model_name_or_path) / "config.json").is_file()

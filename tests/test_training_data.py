@@ -13,10 +13,13 @@ import pytest
 
 from leapt.config import ConfigError
 from training.dataset import (
+    AUTO,
     IGNORE_INDEX,
     load_sft_dataset,
     prepare_dataset,
+    recorded_protocol,
     render_prompt_ids,
+    resolve_summary_open,
     tokenize_example,
 )
 
@@ -31,7 +34,7 @@ def sft_row(problem: str, pieces: list[tuple[str, str]]) -> dict:
         {"role": "user", "content": problem},
         {"role": "assistant", "content": "".join(t for _, t in pieces)},
     ]
-    return {"messages": messages, "segments": segments}
+    return {"messages": messages, "segments": segments, "finish": "eos"}
 
 
 def leap_row(a: int, b: int) -> dict:
@@ -106,34 +109,115 @@ def test_trained_positions_are_exactly_the_model_segment_tokens(tokenizer):
 
 def test_summary_open_tag_is_trained_but_not_the_trigger_sentence(tokenizer):
     row = leap_row(12, 30)
-    example = tokenize_example(tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False)
-    trained = [t for t in example["labels"] if t != IGNORE_INDEX]
-    # the model's words plus the tag that opens each LeaP block, in order; the cue
-    # sentence before the tag and the peer block stay untrained
-    expected = "".join(
-        s["text"] if s["kind"] == "model" else "<summarize>"
-        for s in row["segments"][1:]
-        if s["kind"] == "model" or s["text"].endswith("<summarize>")
+    tagged = tokenize_example(tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False)
+    plain = tokenize_example(
+        tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False, summary_open=None
     )
-    assert tokenizer.decode(trained) == expected
-    assert "Let me summarize" not in tokenizer.decode(trained)
-    assert tokenizer.decode(example["input_ids"]).endswith(
-        row["messages"][-1]["content"] + tokenizer.eos_token
-    )
+    # the tag changes which tokens are trained, never the tokens themselves
+    assert tagged["input_ids"] == plain["input_ids"]
+    extra = [
+        i for i, (a, b) in enumerate(zip(tagged["labels"], plain["labels"], strict=True)) if a != b
+    ]
+    assert tokenizer.decode([tagged["input_ids"][i] for i in extra]).strip() == "<summarize>"
+    trained = tokenizer.decode([t for t in tagged["labels"] if t != IGNORE_INDEX])
+    assert "Let me summarize" not in trained and "Peer 1" not in trained
 
 
-def test_end_of_turn_is_trained_only_after_a_model_segment(tokenizer):
+def engine_path(tokenizer, protocol, opening: str = ""):
+    """A LeaP path built by the engine's own text functions, and its engine token ids."""
+    from types import SimpleNamespace
+
+    from inference.args import LeapArguments
+    from inference.backends.base import GenerationResult
+    from inference.engine import EngineContext
+    from inference.problems import Problem
+
+    backend = SimpleNamespace(tokenizer=tokenizer, model_name="r1-tiny")
+    ctx = EngineContext(backend, protocol, LeapArguments())
+    problem = Problem("p1", "What is 12 + 30?", "42")
+    (path,) = ctx.new_paths(problem, 1)
+
+    def model(text: str) -> None:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        ctx.add_model(path, GenerationResult(ids, text, "length"))
+
+    model("First, 12 + 30: add the tens, 10 + 30 = 40, then 2 more.")
+    ctx.add_text(path, "prompt", protocol.summary_request() + opening)
+    model(" I have 12 + 30 = 42. </summarize>")
+    ctx.add_text(path, "peer", protocol.peer_block(["The sum is 42."]))
+    ctx.add_text(path, "prompt", protocol.reflection_cue)
+    model("The peer agrees. The answer is \\boxed{42}.")
+    path.finish("eos")
+    trace = ctx.new_trace(problem, [path])
+    messages = [{"role": "user", "content": protocol.user_message(problem.problem, None, "math")}]
+    return trace, messages, path.token_ids
+
+
+@pytest.mark.parametrize("opening", ["", " So far,"])
+def test_engine_and_training_see_the_same_ids_with_the_r1_tokenizer(r1_tokenizer_dir, opening):
+    """R1-Distill merges the space before '<' into one token: the trained tag must keep it."""
+    from transformers import AutoTokenizer
+
+    from data_gen.sft_format import to_row
+    from inference.protocol import load_protocol
+
+    tok = AutoTokenizer.from_pretrained(r1_tokenizer_dir)
+    protocol = load_protocol()
+    trace, messages, engine_ids = engine_path(tok, protocol, opening)
+    row = to_row(trace, 0, messages, "synthetic")
+    example = tokenize_example(tok, messages, row["segments"], finish=row["finish"])
+    assert example["input_ids"][:-1] == engine_ids  # everything but the appended end-of-turn
+    assert example["labels"][-1] == tok.eos_token_id
+
+    trigger_ids = tok.encode(protocol.summary_request() + opening, add_special_tokens=False)
+    start = next(
+        i for i in range(len(engine_ids)) if engine_ids[i : i + len(trigger_ids)] == trigger_ids
+    )
+    trigger_labels = example["labels"][start : start + len(trigger_ids)]
+    trained = [t for t in trigger_labels if t != IGNORE_INDEX]
+    assert tok.convert_ids_to_tokens(trained) == ["Ġ<", "sum", "mar", "ize", ">"]
+    # trained: the model's words, the tag where the engine opened the block, and EOS
+    first, summary, last = (s["text"] for s in row["segments"] if s["kind"] == "model")
+    all_trained = tok.decode([t for t in example["labels"] if t != IGNORE_INDEX])
+    assert all_trained == first + " <summarize>" + summary + last + tok.eos_token
+
+
+def test_end_of_turn_is_trained_only_after_a_natural_end_of_model_text(tokenizer):
     row = leap_row(1, 2)
-    with_eos = tokenize_example(tokenizer, row["messages"][:-1], row["segments"])
-    without = tokenize_example(tokenizer, row["messages"][:-1], row["segments"], train_on_eos=False)
-    assert with_eos["input_ids"] == without["input_ids"]
-    assert with_eos["labels"][-1] == tokenizer.eos_token_id
-    assert with_eos["labels"][:-1] == without["labels"][:-1]
+    prompt, segments = row["messages"][:-1], row["segments"]
+    natural = tokenize_example(tokenizer, prompt, segments, finish="think_end")
+    without = tokenize_example(tokenizer, prompt, segments, train_on_eos=False, finish="eos")
+    assert natural["input_ids"] == without["input_ids"]
+    assert natural["labels"][-1] == tokenizer.eos_token_id
+    assert natural["labels"][:-1] == without["labels"][:-1]
+    for finish in ("budget", "forced", None):  # cut or forced to answer: no lesson in stopping
+        example = tokenize_example(tokenizer, prompt, segments, finish=finish)
+        assert example["labels"][-1] == IGNORE_INDEX
     ends_with_peer = sft_row("Q?", [("model", "I think 5."), ("peer", " <comment> x </comment>")])
     example = tokenize_example(
-        tokenizer, ends_with_peer["messages"][:-1], ends_with_peer["segments"]
+        tokenizer, ends_with_peer["messages"][:-1], ends_with_peer["segments"], finish="eos"
     )
     assert example["labels"][-1] == IGNORE_INDEX
+    # EOS sampled right after the reflection cue: an empty model segment, not a natural end
+    quits = sft_row("Q?", [("model", "I think 5."), ("prompt", " Compare notes."), ("model", "")])
+    example = tokenize_example(tokenizer, quits["messages"][:-1], quits["segments"], finish="eos")
+    assert example["labels"][-1] == IGNORE_INDEX
+
+
+def test_end_of_turn_exclusions_are_counted(tokenizer):
+    from datasets import Dataset
+
+    rows = [leap_row(1, 2), leap_row(2, 3), leap_row(3, 4)]
+    rows[1]["finish"] = "budget"
+    rows[2]["segments"].append({"kind": "model", "text": ""})
+    rows[2]["segments"].insert(-1, {"kind": "prompt", "text": " Compare notes."})
+    rows[2]["messages"][-1]["content"] += " Compare notes."
+    _, stats = prepare_dataset(Dataset.from_list(rows), tokenizer, max_length=None)
+    assert (
+        stats.eos_trained,
+        stats.eos_untrained_unnatural_finish,
+        stats.eos_untrained_after_engine_text,
+    ) == (1, 1, 1)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
@@ -158,6 +242,11 @@ def test_overlong_examples_are_truncated_or_dropped_and_counted(tmp_path, tokeni
     truncated, stats = prepare_dataset(dataset, tokenizer, max_length=limit, overlong="truncate")
     assert (stats.kept, stats.truncated, stats.dropped_overlong) == (3, 2, 0)
     assert max(len(ids) for ids in truncated["input_ids"]) == limit
+    full = tokenize_example(tokenizer, long["messages"][:-1], long["segments"], finish="eos")
+    assert stats.truncated_tokens == 2 * (len(full["input_ids"]) - limit)
+    lost = sum(label != IGNORE_INDEX for label in full["labels"][limit:])
+    assert stats.truncated_trained_tokens == 2 * lost > 0
+    assert stats.tokens == sum(len(ids) for ids in truncated["input_ids"])
 
     _, stats = prepare_dataset(dataset, tokenizer, max_length=limit, overlong="drop")
     assert (stats.kept, stats.truncated, stats.dropped_overlong) == (1, 0, 2)
@@ -215,3 +304,16 @@ def test_a_leapt_generate_output_folder_trains_on_the_model_text_only(tmp_path, 
     assert (stats.examples, stats.kept, stats.prompt_differs) == (1, 1, 0)
     labels = [t for t in prepared[0]["labels"] if t != IGNORE_INDEX]
     assert tokenizer.decode(labels) == "".join(s.text for s in segments if s.kind == "model")
+
+
+def test_summary_tag_follows_the_protocol_recorded_with_the_dataset(tmp_path):
+    data = write_sft_dataset(tmp_path / "data", n=1)
+    assert recorded_protocol(str(data)) is None  # made before protocols were recorded
+    assert resolve_summary_open(AUTO, None, "d") == "<summarize>"
+    (data / "stats.json").write_text(json.dumps({"protocol": {"summary_open": "<sum>"}}))
+    recorded = recorded_protocol(str(data))
+    assert resolve_summary_open(AUTO, recorded, "d") == "<sum>"
+    assert resolve_summary_open("<sum>", recorded, "d") == "<sum>"
+    assert resolve_summary_open(None, recorded, "d") is None
+    with pytest.raises(ConfigError, match="made with the protocol tag '<sum>'"):
+        resolve_summary_open("<summarize>", recorded, "d")

@@ -154,6 +154,8 @@ def test_wandb_offline_run_with_evaluation_writes_its_files(
     assert train_main([*argv, "--run_name", "leapt-wandb-test", *evaluation]) == 0
     history = json.loads((out / FINISHED_MARKER).read_text())["log_history"]
     assert any("eval_loss" in entry for entry in history)
+    eval_stats = json.loads((out / "eval_data_stats.json").read_text())
+    assert eval_stats["kept"] == 16 and "truncated_tokens" in eval_stats
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb")), sorted(p.name for p in runs[0].iterdir())

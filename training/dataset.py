@@ -8,10 +8,16 @@ engine's cues, so only ``model`` segments carry loss.
 
 Tokenization mirrors inference rather than re-tokenizing one long string: the
 prompt is rendered by the chat template with the generation prompt (exactly
-what the engine sends), and each later segment is encoded on its own and
-appended, as the engine appends sampled tokens and encoded peer blocks.  This
-keeps every token inside one segment, so the mask is exact, and it avoids chat
-templates (such as R1-Distill's) that strip the reasoning from assistant turns.
+what the engine sends), and each later segment is encoded whole on its own and
+appended, as the engine appends sampled tokens and encodes each piece of its
+own text (trigger + ``<summarize>`` included) as one string.  This keeps every
+token inside one segment, so the mask is exact, and it avoids chat templates
+(such as R1-Distill's) that strip the reasoning from assistant turns.
+
+The summary tag to train is the one of the protocol the data was made with:
+``leapt generate`` records the protocol in ``stats.json``, and
+:func:`resolve_summary_open` reads it from there (or refuses a recipe that
+names another tag).
 """
 
 from __future__ import annotations
@@ -22,9 +28,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from data_gen.filters import NATURAL_FINISHES
 from leapt.config import ConfigError
 
 REQUIRED_COLUMNS = ("messages", "segments")
+#: recipe value of ``summary_open`` meaning "the tag of the protocol the dataset records"
+AUTO = "auto"
+#: the protocol tag assumed for datasets that record none (made before protocols were recorded)
+DEFAULT_SUMMARY_OPEN = "<summarize>"
+STATS_FILE = "stats.json"
 SEGMENT_KINDS = ("prompt", "model", "peer")
 IGNORE_INDEX = -100
 _LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
@@ -39,8 +51,15 @@ class PrepareStats:
     truncated: int = 0
     dropped_overlong: int = 0
     dropped_nothing_to_train: int = 0
+    #: tokens cut off by truncation at max_length, and how many of them carried loss
+    truncated_tokens: int = 0
+    truncated_trained_tokens: int = 0
     tokens: int = 0
     trained_tokens: int = 0
+    #: kept rows whose end-of-turn token is trained, and why it was not in the others
+    eos_trained: int = 0
+    eos_untrained_unnatural_finish: int = 0
+    eos_untrained_after_engine_text: int = 0
     #: rows whose prompt segment is neither the user text nor the student's rendering of it
     #: (teacher and student chat templates differ); the student's rendering is used
     prompt_differs: int = 0
@@ -134,6 +153,55 @@ def render_prompt_ids(tokenizer, prompt_messages: Sequence[dict]) -> list[int]:
     )
 
 
+def _encode_segment(
+    tokenizer, kind: str, text: str, trained: bool, summary_open: str | None
+) -> tuple[list[int], list[int]]:
+    """Ids and labels of one segment, encoded whole as the engine encodes it.
+
+    In an untrained ``prompt`` segment (engine text: the summary trigger,
+    possibly followed by the first words of the summary the engine prefills),
+    the tokens overlapping ``summary_open`` are trained.  They are found by
+    character offsets, not by encoding the tag apart: the engine encodes
+    trigger + tag (+ opening) as one string, and a BPE merges the space before
+    ``<`` into one token (`` <`` with R1-Distill), which is the form the
+    student must learn to write.
+    """
+    tag = summary_open if kind == "prompt" and not trained else None
+    if not tag or tag not in text:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return ids, (list(ids) if trained else [IGNORE_INDEX] * len(ids))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    spans, start = [], text.find(tag)
+    while start >= 0:
+        spans.append((start, start + len(tag)))
+        start = text.find(tag, start + len(tag))
+    labels = [
+        token
+        if any(a < tag_end and b > tag_start for tag_start, tag_end in spans)
+        else IGNORE_INDEX
+        for token, (a, b) in zip(ids, offsets, strict=True)
+    ]
+    return ids, labels
+
+
+def eos_exclusion(segments: Sequence[dict], finish: str | None, loss_on: Sequence[str]):
+    """Why the end-of-turn token of this path must not be trained, or None if it may.
+
+    Only a path that stopped by itself (finish ``eos``/``think_end``) teaches
+    where to stop; one cut by the budget or forced to answer does not, and
+    neither does an EOS written right after engine text (e.g. straight after
+    the reflection cue: the last model segment is empty), which would teach
+    the student to quit when the peers speak.
+    """
+    if finish not in NATURAL_FINISHES:
+        return "unnatural_finish"
+    last = segments[-1] if len(segments) > 1 else None
+    if last is None or last["kind"] not in loss_on or not last["text"].strip():
+        return "after_engine_text"
+    return None
+
+
 def tokenize_example(
     tokenizer,
     prompt_messages: Sequence[dict],
@@ -141,6 +209,7 @@ def tokenize_example(
     loss_on: Sequence[str] = ("model",),
     train_on_eos: bool = True,
     summary_open: str | None = "<summarize>",
+    finish: str | None = None,
 ) -> dict[str, list[int]]:
     """``input_ids`` and ``labels`` for one path; labels are -100 outside ``loss_on`` kinds.
 
@@ -148,29 +217,27 @@ def tokenize_example(
     turn, whose text is ``segments[1:]``).
 
     The prompt (chat-template scaffolding included) is never trained.  With
-    ``train_on_eos`` the end-of-turn token after a final ``model`` segment is
-    trained too: the student must learn to stop where the teacher stopped.
+    ``train_on_eos`` the end-of-turn token is trained when the path ended
+    naturally (``finish``, see :func:`eos_exclusion`): the student must learn
+    to stop where the teacher stopped by itself.
 
-    With ``summary_open`` set, that tag is trained where an untrained segment
-    (the engine's summary trigger) ends with it: a LeaP-T student must learn
-    to open a LeaP block on its own, which is what ``leap_t`` inference reacts
-    to, while the trigger sentence itself stays untrained.
+    With ``summary_open`` set, that tag is trained where the engine wrote it
+    (inside a prompt segment, see :func:`_encode_segment`): a LeaP-T student
+    must learn to open a LeaP block on its own, which is what ``leap_t``
+    inference reacts to, while the trigger sentence itself stays untrained.
     """
     input_ids = render_prompt_ids(tokenizer, prompt_messages)
     labels = [IGNORE_INDEX] * len(input_ids)
     for seg in segments[1:]:
-        text, trained = seg["text"], seg["kind"] in loss_on
-        pieces = [(text, trained)]
-        if not trained and summary_open and text.endswith(summary_open):
-            pieces = [(text[: -len(summary_open)], False), (summary_open, True)]
-        for piece, train in pieces:
-            ids = tokenizer.encode(piece, add_special_tokens=False)
-            input_ids += ids
-            labels += ids if train else [IGNORE_INDEX] * len(ids)
+        ids, seg_labels = _encode_segment(
+            tokenizer, seg["kind"], seg["text"], seg["kind"] in loss_on, summary_open
+        )
+        input_ids += ids
+        labels += seg_labels
     if tokenizer.eos_token_id is not None:
-        last_trained = len(segments) > 1 and segments[-1]["kind"] in loss_on
+        trained = train_on_eos and eos_exclusion(segments, finish, loss_on) is None
         input_ids.append(tokenizer.eos_token_id)
-        labels.append(tokenizer.eos_token_id if train_on_eos and last_trained else IGNORE_INDEX)
+        labels.append(tokenizer.eos_token_id if trained else IGNORE_INDEX)
     return {"input_ids": input_ids, "labels": labels}
 
 
@@ -186,7 +253,9 @@ def prepare_dataset(
     """Validate every row, tokenize with exact loss masks, and apply the length policy.
 
     Returns ``(dataset with input_ids/labels only, PrepareStats)``.  Over-long
-    examples are cut at ``max_length`` (``truncate``) or removed (``drop``);
+    examples are cut at ``max_length`` (``truncate``, counting the tokens and
+    trained tokens lost) or removed (``drop``); a row's ``finish`` column
+    decides whether its end-of-turn token is trained (absent: it is not);
     examples with no trained token left are removed and counted.  Raises
     :class:`ConfigError` when nothing trainable remains.
     """
@@ -204,20 +273,32 @@ def prepare_dataset(
             render_prompt_text(tokenizer, prompt_messages),
         ):
             stats.prompt_differs += 1
+        finish = row.get("finish")
         example = tokenize_example(
-            tokenizer, prompt_messages, segments, loss_on, train_on_eos, summary_open
+            tokenizer, prompt_messages, segments, loss_on, train_on_eos, summary_open, finish
         )
         if max_length is not None and len(example["input_ids"]) > max_length:
             if overlong == "drop":
                 stats.dropped_overlong += 1
                 continue
+            cut = example["labels"][max_length:]
             stats.truncated += 1
+            stats.truncated_tokens += len(cut)
+            stats.truncated_trained_tokens += sum(label != IGNORE_INDEX for label in cut)
             example = {k: v[:max_length] for k, v in example.items()}
         trained = sum(label != IGNORE_INDEX for label in example["labels"])
         if trained == 0:
             stats.dropped_nothing_to_train += 1
             continue
         stats.kept += 1
+        if train_on_eos and tokenizer.eos_token_id is not None:
+            reason = eos_exclusion(segments, finish, loss_on)
+            if reason is None:
+                stats.eos_trained += 1
+            elif reason == "unnatural_finish":
+                stats.eos_untrained_unnatural_finish += 1
+            else:
+                stats.eos_untrained_after_engine_text += 1
         stats.tokens += len(example["input_ids"])
         stats.trained_tokens += trained
         rows.append(example)
@@ -228,3 +309,46 @@ def prepare_dataset(
             f"nothing to train on: {stats.dropped_nothing_to_train})"
         )
     return Dataset.from_list(rows), stats
+
+
+def recorded_protocol(name_or_path: str) -> dict | None:
+    """The protocol recorded in a `leapt generate` dataset's ``stats.json``, if any.
+
+    Looks beside a local dataset (its folder, or the folders above a data
+    file) and, for a Hub id, in the dataset repo (``leapt generate`` uploads
+    ``stats.json``).  None when nothing is recorded.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        candidates = [path, *path.parents][:3] if path.is_file() else [path]
+        for folder in candidates:
+            stats_file = folder / STATS_FILE
+            if stats_file.is_file():
+                return json.loads(stats_file.read_text(encoding="utf-8")).get("protocol")
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        local = hf_hub_download(name_or_path, STATS_FILE, repo_type="dataset")
+    except Exception:  # no such file, no network: nothing recorded that we can see
+        return None
+    return json.loads(Path(local).read_text(encoding="utf-8")).get("protocol")
+
+
+def resolve_summary_open(requested: str | None, recorded: dict | None, source: str):
+    """The summary tag to train, tied to the protocol the dataset was made with.
+
+    ``auto`` takes the recorded tag (``<summarize>`` when the dataset records
+    no protocol); ``None`` trains no tag; an explicit tag that differs from
+    the recorded one is refused, since the student would learn to open blocks
+    with a tag the data (and the ``leap_t`` engine of that protocol) never uses.
+    """
+    recorded_tag = (recorded or {}).get("summary_open")
+    if requested == AUTO:
+        return recorded_tag or DEFAULT_SUMMARY_OPEN
+    if requested is not None and recorded_tag and requested != recorded_tag:
+        raise ConfigError(
+            f"summary_open={requested!r} but dataset '{source}' was made with the protocol tag "
+            f"{recorded_tag!r} (its stats.json); set summary_open: auto (or null to train no tag)"
+        )
+    return requested

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
+from inference.args import EMBEDDED_MODEL
+from inference.args import ModelArguments as EngineModelArguments
 from leapt.config import ConfigError, parse_config
 from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
@@ -46,10 +48,12 @@ class TrainScriptArguments(ScriptArguments):
         metadata={"help": "Also train the end-of-turn token after the last model segment."},
     )
     summary_open: str | None = field(
-        default="<summarize>",
+        default="auto",
         metadata={
-            "help": "Opening summary tag to train where the engine's trigger ends with it, so the "
-            "student learns to open LeaP blocks itself (leap_t); null to leave it untrained."
+            "help": "Opening summary tag to train where the engine wrote it after its trigger, so "
+            "the student learns to open LeaP blocks itself (leap_t). 'auto': the tag of the "
+            "protocol the dataset records (stats.json; '<summarize>' if none); a different tag "
+            "than the recorded one is an error; null leaves it untrained."
         },
     )
     global_batch_size: int | None = field(
@@ -151,6 +155,10 @@ def parse_train_command(
         "(TRL SFTTrainer; --num_processes/--accelerate_config start DeepSpeed ZeRO / DDP runs).",
     )
     validate(script, args, model)
+    if model.model_name_or_path == EMBEDDED_MODEL:  # the packaged SmolLM2, converted once
+        from inference.models import resolve_model
+
+        model.model_name_or_path = resolve_model(EngineModelArguments())
     world = launch.num_processes if launch.wanted and launch.num_processes else None
     apply_global_batch(script, args, world or int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)

@@ -74,7 +74,7 @@ def _load_tokenizer(model_args, args):
     return tokenizer
 
 
-def _prepare_split(script, args, tokenizer, raw, split: str):
+def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str | None):
     from training.dataset import prepare_dataset
 
     dataset, stats = prepare_dataset(
@@ -84,13 +84,16 @@ def _prepare_split(script, args, tokenizer, raw, split: str):
         overlong=script.overlong,
         loss_on=script.loss_on,
         train_on_eos=script.train_on_eos,
-        summary_open=script.summary_open,
+        summary_open=summary_open,
     )
     _say(
-        f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated and "
-        f"{stats.dropped_overlong} dropped at max_length={args.max_length}, "
+        f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated "
+        f"(losing {stats.truncated_tokens} tokens, {stats.truncated_trained_tokens} of them "
+        f"trained) and {stats.dropped_overlong} dropped at max_length={args.max_length}, "
         f"{stats.dropped_nothing_to_train} with nothing to train on dropped; "
-        f"{stats.trained_tokens}/{stats.tokens} tokens carry loss"
+        f"{stats.trained_tokens}/{stats.tokens} tokens carry loss; end-of-turn trained in "
+        f"{stats.eos_trained} (not after {stats.eos_untrained_unnatural_finish} budget/forced "
+        f"ends, {stats.eos_untrained_after_engine_text} ends right after engine text)"
     )
     if stats.prompt_differs:
         _say(
@@ -171,7 +174,7 @@ def build_trainer(script, args, model_args):
     """
     from trl import get_peft_config
 
-    from training.dataset import load_sft_dataset
+    from training.dataset import load_sft_dataset, recorded_protocol, resolve_summary_open
     from training.trainer import LeapSFTTrainer
 
     out_dir = Path(args.output_dir)
@@ -184,11 +187,23 @@ def build_trainer(script, args, model_args):
     if args.eval_strategy != "no":
         splits.append(script.dataset_test_split)
     raw = [load_sft_dataset(script.dataset_name, s, script.dataset_config) for s in splits]
+    summary_open = resolve_summary_open(
+        script.summary_open, recorded_protocol(script.dataset_name), script.dataset_name
+    )
+    _say(f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained")
     tokenizer = _load_tokenizer(model_args, args)
     prepared = [
-        _prepare_split(script, args, tokenizer, r, s) for r, s in zip(raw, splits, strict=True)
+        _prepare_split(script, args, tokenizer, r, s, summary_open)
+        for r, s in zip(raw, splits, strict=True)
     ]
     (train_set, stats), eval_set = prepared[0], (prepared[1][0] if len(prepared) > 1 else None)
+    if int(os.environ.get("RANK", "0")) == 0:  # what each split lost, saved before training starts
+        out_dir.mkdir(parents=True, exist_ok=True)
+        names = ["data_stats", "eval_data_stats"][: len(prepared)]
+        for (_, split_stats), name in zip(prepared, names, strict=True):
+            (out_dir / f"{name}.json").write_text(
+                json.dumps(split_stats.as_dict(), indent=2) + "\n"
+            )
 
     init_kwargs = dict(args.model_init_kwargs or {})
     init_kwargs.setdefault("revision", model_args.model_revision)
@@ -270,7 +285,6 @@ def train(script, args, model_args) -> Path:
     if trainer.is_world_process_zero():
         _write_generation_config(out_dir, model_args.model_name_or_path, tokenizer)
         tokenizer.save_pretrained(out_dir)
-        (out_dir / "data_stats.json").write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
         if model_args.use_peft and script.merge_lora:
             trainer.merged_dir = _merge_lora(out_dir, model_args, tokenizer)
         trainer.create_model_card(**card_kwargs)

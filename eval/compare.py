@@ -1,0 +1,205 @@
+"""Side-by-side report of several evaluations of the same setup (e.g. a student before/after SFT).
+
+``leapt report --compare before=DIR after=DIR --output-dir OUT`` reads each
+``leapt eval`` folder through :func:`eval.report.build_results` and writes
+``results.json`` (accuracy and adherence under each label, for every benchmark
+and method, with the seeds and settings), ``results.md`` and two plots.
+Like the plain report, everything is a function of the traces alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from eval.adherence import RATES
+from eval.report import (
+    RESULTS_JSON,
+    RESULTS_MD,
+    _ci,
+    _method_key,
+    _pct,
+    build_results,
+    discover_runs,
+    dumps_results,
+)
+
+ACCURACY_PNG = "accuracy_compare.png"
+ADHERENCE_PNG = "adherence_compare.png"
+ACCURACY_KEYS = ("pass@1", "cons@n")
+ADHERENCE_LABELS = {
+    "summary_closed_rate": "summary closed by model",
+    "self_open_rate": "opens <summarize> itself",
+    "peer_use_rate": "reflection uses peer",
+    "peer_use_chance": "  (chance level)",
+}
+
+
+def _summary(metrics: dict) -> dict:
+    """What the comparison keeps of one (benchmark, method) row."""
+    out: dict = {"model": metrics["model"], "n": metrics["n"], "problems": metrics["problems"]}
+    for key in ACCURACY_KEYS:
+        out[key] = metrics[key]
+        out[f"{key}_ci"] = metrics[f"{key}_ci"]
+        if "seeds" in metrics:
+            out[f"{key}_seeds"] = metrics["seeds"][key]
+    out["tokens_per_path"] = metrics["tokens_per_path"]
+    out["adherence"] = metrics["adherence"]
+    if "seeds" in metrics:
+        out["adherence_seeds"] = {rate: metrics["seeds"][rate] for rate in RATES}
+    return out
+
+
+def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
+    """``{labels, seeds, settings, <label>: {benchmark: {method: summary}}}``."""
+    doc: dict = {"schema": 1, "labels": [label for label, _ in labelled], "seeds": {}}
+    doc["settings"] = {}
+    for label, folder in labelled:
+        results = build_results(discover_runs([folder]))
+        rows = {
+            bench: {method: _summary(m) for method, m in entry["methods"].items()}
+            for bench, entry in results["benchmarks"].items()
+        }
+        doc[label] = rows
+        methods = [m for entry in results["benchmarks"].values() for m in entry["methods"].values()]
+        doc["seeds"][label] = sorted(
+            {
+                s
+                for m in methods
+                for s in (m["seeds"]["seeds"] if "seeds" in m else [m["config"].get("seed")])
+            }
+        )
+        doc["settings"][label] = {
+            bench: {method: m["config"] for method, m in entry["methods"].items()}
+            for bench, entry in results["benchmarks"].items()
+        }
+    return doc
+
+
+def _value(row: dict | None, key: str) -> str:
+    if row is None:
+        return "-"
+    spread = row.get(f"{key}_seeds")
+    text = _pct(row[key])
+    if spread and spread.get("std") is not None:
+        text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
+    return text + _ci(row[f"{key}_ci"])
+
+
+def _rate(row: dict | None, rate: str) -> str:
+    if row is None:
+        return "-"
+    spread = (row.get("adherence_seeds") or {}).get(rate)
+    a = row["adherence"]
+    text = _pct(a[rate])
+    if spread and spread.get("std") is not None:
+        text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
+    return text + _ci(a[f"{rate}_ci"])
+
+
+def render_comparison(doc: dict) -> str:
+    labels = doc["labels"]
+    lines = ["# Before / after", ""]
+    for label in labels:
+        models = sorted({r["model"] for b in doc[label].values() for r in b.values()})
+        lines.append(
+            f"- **{label}**: {', '.join(f'`{m}`' for m in models)}; "
+            f"seeds {', '.join(map(str, doc['seeds'][label]))}"
+        )
+    benchmarks = sorted({b for label in labels for b in doc[label]})
+    header = "| method | metric | " + " | ".join(labels) + " |"
+    rule = "|---|---|" + "---|" * len(labels)
+    for bench in benchmarks:
+        methods = sorted(
+            {m for label in labels for m in doc[label].get(bench, {})}, key=_method_key
+        )
+        lines += ["", f"## {bench}", "", header, rule]
+        for method in methods:
+            rows = [doc[label].get(bench, {}).get(method) for label in labels]
+            for key, name in (("pass@1", "Pass@1 (%)"), ("cons@n", "Cons@N (%)")):
+                lines.append(
+                    f"| {method} | {name} | " + " | ".join(_value(r, key) for r in rows) + " |"
+                )
+            for rate, name in ADHERENCE_LABELS.items():
+                lines.append(
+                    f"| {method} | {name.strip()} (%) | "
+                    + " | ".join(_rate(r, rate) for r in rows)
+                    + " |"
+                )
+            tokens = [("-" if r is None else f"{r['tokens_per_path']:,.0f}") for r in rows]
+            lines.append(f"| {method} | tokens per path | " + " | ".join(tokens) + " |")
+    lines += [
+        "",
+        "Values: mean ± std over seeds, 95% bootstrap interval over problems in brackets. "
+        "Adherence definitions: eval/adherence.py; accuracy: eval/metrics.py.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> None:
+    labels = doc["labels"]
+    methods = sorted({m for label in labels for m in doc[label].get(bench, {})}, key=_method_key)
+    groups = [(method, key) for method in methods for key in keys]
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        ys, lows, highs = [], [], []
+        for method, key in groups:
+            row = doc[label].get(bench, {}).get(method)
+            value, ci = pick(row, key) if row else (None, [None, None])
+            y = 100 * value if value is not None else 0.0
+            ys.append(y)
+            lows.append(max(0.0, y - 100 * ci[0]) if ci and ci[0] is not None else 0.0)
+            highs.append(max(0.0, 100 * ci[1] - y) if ci and ci[1] is not None else 0.0)
+        xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(groups))]
+        ax.bar(xs, ys, width=width, yerr=[lows, highs], capsize=3, label=label)
+    ax.set_xticks(range(len(groups)), [f"{m}\n{k}" for m, k in groups], fontsize="x-small")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    ax.set_title(f"{bench}: {title}")
+    ax.legend(fontsize="small")
+
+
+def render_comparison_plots(doc: dict, out_dir: Path) -> list[Path]:
+    """Accuracy and adherence bars per label, with 95% bootstrap intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benchmarks = sorted({b for label in doc["labels"] for b in doc[label]})
+    written = []
+    for name, keys, pick, title in (
+        (ACCURACY_PNG, ACCURACY_KEYS, lambda r, k: (r[k], r[f"{k}_ci"]), "accuracy"),
+        (
+            ADHERENCE_PNG,
+            tuple(ADHERENCE_LABELS),
+            lambda r, k: (r["adherence"][k], r["adherence"][f"{k}_ci"]),
+            "protocol adherence",
+        ),
+    ):
+        fig, axes = plt.subplots(
+            len(benchmarks),
+            1,
+            figsize=(max(8, 1.2 * len(keys) * 3), 4 * len(benchmarks)),
+            squeeze=False,
+        )
+        for ax, bench in zip(axes[:, 0], benchmarks, strict=True):
+            _bars(ax, doc, bench, keys, pick, title)
+        fig.tight_layout()
+        path = out_dir / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_comparison(labelled: Sequence[tuple[str, Path]], out_dir: str | Path) -> dict:
+    """Write results.json, results.md and the plots comparing the labelled eval folders."""
+    doc = build_comparison(labelled)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS_JSON).write_text(dumps_results(doc), encoding="utf-8")
+    (out / RESULTS_MD).write_text(render_comparison(doc), encoding="utf-8")
+    render_comparison_plots(doc, out)
+    return doc
