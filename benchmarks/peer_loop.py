@@ -294,9 +294,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"T={args.T}, max_tokens={args.max_tokens}, summary_max_tokens={args.summary_max_tokens}",
             flush=True,
         )
+        start = time.perf_counter()
         backend = load(args, model_dir)
+        load_seconds = round(time.perf_counter() - start, 1)
+        print(f"  backend loaded in {load_seconds} s", flush=True)
         try:
-            run_limit(backend, leap_args, problems[:1], 8)  # warm-up (first-call setup)
+            # warm-up: imports, answer extraction, first-call setup of the backend
+            run_leap(backend, leap_args, problems[:1], Path(tmp) / "warm-up", None)
             traces: list = []
 
             def leap(concurrent: int | None = None) -> int:
@@ -335,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n": args.n,
         "T": args.T,
         "max_tokens": args.max_tokens,
+        "load_seconds": load_seconds,
         "leap_summary_tokens": summary_tokens,
         "leap_over_independent": round(per_token("leap") / per_token("independent"), 2),
         "naive_over_leap": round(per_token("naive") / per_token("leap"), 2),

@@ -283,7 +283,9 @@ def sample_rows(logits, rows: list[_Row]) -> list[int]:
     """One token per row: greedy at temperature 0, else drawn with the row's own generator.
 
     Temperature, top-k, min-p and top-p apply in that order; rows are grouped by
-    their sampling settings so the filtering runs batched.
+    their sampling settings so the filtering runs batched.  With top-k the draw
+    is made among the k best tokens only (sorting and sampling 40 entries, not
+    the whole vocabulary, which cost more than a decode step's sampling should).
     """
     import torch
 
@@ -297,20 +299,19 @@ def sample_rows(logits, rows: list[_Row]) -> list[int]:
             for i, token in zip(idx, scores.argmax(dim=-1).tolist(), strict=True):
                 chosen[i] = token
             continue
-        scores = scores / s.temperature
         if 0 < s.top_k < scores.shape[-1]:
-            kth = torch.topk(scores, s.top_k, dim=-1).values[:, -1:]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores, dim=-1)
+            scores, vocab = torch.topk(scores, s.top_k, dim=-1)  # sorted, best first
+        else:
+            scores, vocab = torch.sort(scores, dim=-1, descending=True)
+        probs = torch.softmax(scores / s.temperature, dim=-1)
         if s.min_p > 0:
-            floor = s.min_p * probs.max(dim=-1, keepdim=True).values
-            probs = probs.masked_fill(probs < floor, 0.0)
+            probs = probs.masked_fill(probs < s.min_p * probs[:, :1], 0.0)
         if s.top_p < 1.0:
-            ordered, order = torch.sort(probs, dim=-1, descending=True)
-            outside = ordered.cumsum(dim=-1) - ordered > s.top_p  # keeps at least the top token
-            probs = torch.zeros_like(probs).scatter(1, order, ordered.masked_fill(outside, 0.0))
-        for i, row_probs in zip(idx, probs, strict=True):
-            chosen[i] = int(torch.multinomial(row_probs, 1, generator=rows[i].generator)[0])
+            outside = probs.cumsum(dim=-1) - probs > s.top_p  # keeps at least the top token
+            probs = probs.masked_fill(outside, 0.0)
+        for i, row_probs, row_vocab in zip(idx, probs, vocab, strict=True):
+            pick = torch.multinomial(row_probs, 1, generator=rows[i].generator)
+            chosen[i] = int(row_vocab[pick])
     return chosen
 
 
