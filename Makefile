@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/leapt infer
+	$(BIN)/leapt infer --config configs/infer/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
