@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/leapt infer
+	$(BIN)/leapt infer --config configs/infer/demo.yaml
 
 # The whole suite; what CI runs (with CI=true, where a skipped test is a failure).
 test: $(STAMP)

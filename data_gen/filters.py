@@ -68,7 +68,7 @@ class ImitationCheck:
     Built from the protocol the traces were made with.  Reasons, in order:
     ``comment_tag`` (opens or closes a peer block), ``peer_label`` (e.g.
     ``Peer 2:``, a label followed by a colon, as in a peer block), and a copy
-    of the ``trigger``, ``cue`` or ``no_peers`` sentence: any run of
+    of a ``trigger``, a ``cue`` (after peers or after none) or the ``no_peers`` sentence: any run of
     :data:`IMITATION_NGRAM` consecutive words of it (the whole sentence if
     shorter), compared case-insensitively on words.  The model writing
     ``<summarize>`` itself is the LeaP-T behaviour and is not imitation.
@@ -82,8 +82,9 @@ class ImitationCheck:
     def from_protocol(cls, protocol: Protocol) -> ImitationCheck:
         label = re.escape(protocol.peer_label).replace(re.escape("{i}"), r"\d+")
         sentences = (
-            ("trigger", protocol.summary_trigger),
+            *(("trigger", trigger) for trigger in protocol.summary_triggers),
             ("cue", protocol.reflection_cue),
+            ("cue", protocol.no_peers_cue),
             ("no_peers", protocol.no_peers_text),
         )
         return cls(

@@ -84,7 +84,15 @@ def problem_adherence(trace: Trace, other: Trace | None) -> dict[str, int]:
     proto = protocol_of(trace)
     tags = Tags(proto.summary_open, proto.summary_close)
     boilerplate = _grams(
-        " ".join([proto.summary_trigger, proto.reflection_cue, proto.no_peers_text])
+        " ".join(
+            [
+                *proto.summary_triggers,
+                *proto.summary_openings,
+                proto.reflection_cue,
+                proto.no_peers_cue,
+                proto.no_peers_text,
+            ]
+        )
         + proto.peer_block([])
     )
     counts = dict.fromkeys([c for pair in _COUNTS.values() for c in pair], 0)

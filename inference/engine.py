@@ -3,9 +3,9 @@
 A method is a *coroutine per problem*: it yields the generation requests of
 its next round and receives their results, and finally returns the
 problem's :class:`Trace`.  :func:`run_problems` drives many such coroutines at
-once and sends the requests of *all* active problems to the backend in one
-``generate`` call per round, so a batching backend stays full.  Problems
-progress independently: one that finishes is handed to ``on_done`` at once
+once, keeps the rounds of all active problems in flight at the backend
+together (so a batching backend stays full) and advances each problem as soon
+as its own round returns.  One that finishes is handed to ``on_done`` at once
 and a waiting problem takes its place, so early finishers never wait for
 slow ones.
 
@@ -17,6 +17,7 @@ labelled by author: ``prompt`` (engine), ``model`` (sampled) or ``peer``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
@@ -29,6 +30,7 @@ from inference.backends.base import (
     GenerationRequest,
     GenerationResult,
     SamplingSettings,
+    submitter,
 )
 from inference.problems import Problem
 from inference.protocol import Protocol
@@ -497,36 +499,44 @@ def run_problems(
     max_concurrent: int,
     on_round: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Drive one coroutine per problem; one backend call per round for all of them.
+    """Drive one coroutine per problem; each advances as soon as its own requests return.
 
-    At most ``max_concurrent`` problems are in flight; a finished problem is
-    passed to ``on_done`` immediately and the next waiting one is admitted.
-    ``on_round(active_problems, requests)`` is called after each round.
+    Every problem's round goes to the backend as one group (see
+    :class:`~inference.backends.base.Submitter`); whenever groups complete,
+    their problems take their next step and submit again, so no problem waits
+    for another's requests (a ``generate``-only backend still runs all pending
+    groups in one call).  At most ``max_concurrent`` problems are in flight; a
+    finished problem is passed to ``on_done`` immediately and the next waiting
+    one is admitted.  Results do not depend on this order: each request
+    carries its own seed.  ``on_round(active_problems, requests)`` is called
+    after each batch of completed groups.
     """
+    backend = submitter(ctx.backend)
     waiting = deque(problems)
-    active: list[tuple[ProblemRun, list[GenerationRequest]]] = []
+    active: dict[int, ProblemRun] = {}
+    keys = itertools.count()
 
-    def advance(run: ProblemRun, results: list[GenerationResult] | None) -> None:
+    def advance(key: int, results: list[GenerationResult] | None) -> None:
+        run = active[key]
         try:
             requests = next(run) if results is None else run.send(results)
         except StopIteration as stop:
+            del active[key]
             on_done(stop.value)
             return
         if not requests:
             raise RuntimeError("a method yielded an empty round")
-        active.append((run, requests))
+        backend.submit(key, requests, ctx.sampling)
 
     while waiting or active:
         while waiting and len(active) < max_concurrent:
-            advance(runner(ctx, waiting.popleft()), None)
+            key = next(keys)
+            active[key] = runner(ctx, waiting.popleft())
+            advance(key, None)
         if not active:
             continue
-        batch = [req for _, reqs in active for req in reqs]
-        results = ctx.backend.generate(batch, ctx.sampling)
-        current, active[:] = list(active), []
-        offset = 0
-        for run, reqs in current:
-            advance(run, results[offset : offset + len(reqs)])
-            offset += len(reqs)
+        done = backend.collect()
+        for key, results in done:
+            advance(key, results)
         if on_round is not None:
-            on_round(len(active), len(batch))
+            on_round(len(active), sum(len(results) for _, results in done))

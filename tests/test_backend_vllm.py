@@ -126,3 +126,21 @@ def test_offline_engine_reuses_cached_prefix(vllm_backend):
     longer = context + tok.encode(" and continue", add_special_tokens=False)
     (again,) = llm.generate([TokensPrompt(prompt_token_ids=longer)], params, use_tqdm=False)
     assert again.num_cached_tokens > 0
+
+
+def test_a_short_group_returns_while_a_long_one_decodes(vllm_backend):
+    """Streaming submission: a problem's short round comes back before another's long one ends.
+
+    Offline engine only: it steps only inside ``collect``, so the order is
+    fixed; over HTTP it would depend on when each call reaches the server.
+    """
+    backend = vllm_backend
+    context = chat_ids(backend.tokenizer, "Count from one to one hundred.")
+    backend.submit("long", [GenerationRequest(context, max_tokens=48, seed=1)], PAPER)
+    short = [GenerationRequest(context, max_tokens=2, seed=s) for s in (2, 3)]
+    backend.submit("short", short, PAPER)
+    first = backend.collect()
+    assert [key for key, _ in first] == ["short"]
+    assert all(len(r.token_ids) <= 2 for r in first[0][1])
+    (rest,) = backend.collect()
+    assert rest[0] == "long" and len(rest[1]) == 1

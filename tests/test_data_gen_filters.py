@@ -213,7 +213,7 @@ def protocol_copy(text: str) -> PathRecord:
     [
         (' <comment> Peer 1: "I got 42." </comment>', "comment_tag"),
         (' Peer 2: "maybe 40"', "peer_label"),
-        (f" {PROTO.summary_trigger.upper()}", "trigger"),
+        (f" {PROTO.summary_triggers[-1].upper()}", "trigger"),
         (" let me compare these notes with my own reasoning, fix any", "cue"),
         (f"\n{PROTO.no_peers_text}", "no_peers"),
     ],

@@ -121,7 +121,7 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
     # the protocol is recorded, so training trains the tag the data was made with
     from training.dataset import AUTO, recorded_protocol, resolve_summary_open
 
-    assert stats["protocol"]["summary_trigger"] == load_protocol().summary_trigger
+    assert stats["protocol"]["summary_triggers"] == list(load_protocol().summary_triggers)
     assert resolve_summary_open(AUTO, recorded_protocol(str(plain_run)), "x") == "<summarize>"
     # the leaked problem was never harvested, and the report says why
     leaked = synthetic_problems(SOURCE_PROBLEMS, 0)[1]

@@ -3,13 +3,21 @@
 The engine owns the token ids of every path and asks a backend to *continue*
 them: each request carries the full context as token ids, a token cap, stop
 strings and a per-request seed.  Backends never re-tokenize the context, so a
-path's ids are exactly what the model saw (no decode -> re-encode drift), and
-all requests of a round (all paths of all active problems) arrive in one call
-so a batching backend can keep its batch full.
+path's ids are exactly what the model saw (no decode -> re-encode drift).
+
+Requests arrive in *groups* (one group = one round of one problem) through
+``submit``; ``collect`` hands back whichever groups are complete.  A problem
+therefore advances as soon as its own requests return instead of waiting for
+every other problem's (a summary round need not wait for another problem's
+long reasoning chunk), while the backend keeps many groups in flight to fill
+its batch.  A backend with only ``generate`` is driven through
+:class:`RoundBatcher`: all pending groups in one call, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -77,3 +85,89 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the model and any server or worker processes."""
         ...
+
+
+#: a finished group: the key it was submitted with and its results, aligned with its requests
+Done = tuple[Hashable, list[GenerationResult]]
+
+
+class Submitter(Protocol):
+    """Streaming submission: groups of requests go in, complete groups come out."""
+
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
+        """Queue one group of requests under ``key`` (returns at once)."""
+        ...
+
+    def collect(self) -> list[Done]:
+        """Block until at least one submitted group is complete; return every complete group."""
+        ...
+
+
+class RoundBatcher:
+    """A ``generate``-only backend as a Submitter: ``collect`` runs all pending groups in one call."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.pending: list[tuple[Hashable, list[GenerationRequest], SamplingSettings]] = []
+
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
+        if self.pending and sampling != self.pending[0][2]:
+            raise ValueError("one round may not mix sampling settings")
+        self.pending.append((key, requests, sampling))
+
+    def collect(self) -> list[Done]:
+        if not self.pending:
+            raise RuntimeError("collect() with nothing submitted")
+        groups, self.pending = self.pending, []
+        results = self.backend.generate([r for _, reqs, _ in groups for r in reqs], groups[0][2])
+        done, offset = [], 0
+        for key, reqs, _ in groups:
+            done.append((key, results[offset : offset + len(reqs)]))
+            offset += len(reqs)
+        return done
+
+
+def submitter(backend: Backend) -> Submitter:
+    """The backend itself when it streams (has ``submit``/``collect``), else a RoundBatcher."""
+    if hasattr(backend, "submit") and hasattr(backend, "collect"):
+        return backend  # type: ignore[return-value]
+    return RoundBatcher(backend)
+
+
+def generate_all(
+    backend: Submitter, requests: list[GenerationRequest], sampling: SamplingSettings
+) -> list[GenerationResult]:
+    """``generate`` for a streaming backend: one group, waited for (nothing else in flight)."""
+    key = object()
+    backend.submit(key, requests, sampling)
+    while True:
+        for done_key, results in backend.collect():
+            if done_key is not key:
+                raise RuntimeError("generate() called while other groups were in flight")
+            return results
+
+
+class FutureGroups:
+    """Groups of concurrent futures (e.g. HTTP calls) behind ``collect``."""
+
+    def __init__(self) -> None:
+        self.groups: dict[Hashable, list[Future]] = {}
+
+    def add(self, key: Hashable, futures: list[Future]) -> None:
+        if key in self.groups:
+            raise ValueError(f"group {key!r} is already in flight")
+        self.groups[key] = futures
+
+    def collect(self) -> list[Done]:
+        if not self.groups:
+            raise RuntimeError("collect() with nothing submitted")
+        while True:
+            done = [key for key, futs in self.groups.items() if all(f.done() for f in futs)]
+            if done:
+                return [(key, [f.result() for f in self.groups.pop(key)]) for key in done]
+            pending = [f for futs in self.groups.values() for f in futs if not f.done()]
+            wait(pending, return_when=FIRST_COMPLETED)

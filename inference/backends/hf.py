@@ -1,28 +1,71 @@
-"""transformers ``generate`` on CPU: the embedded default and the fast tests.
+"""transformers on CPU: the fast tests' backend, with continuous batching and KV reuse.
 
-Requests that share a token cap and stop strings are batched (left padding,
-at most ``hf_batch_size`` rows).  Each row samples with its own generator
-seeded by its request's seed (see :class:`_RowSampler`), so a path's tokens
-depend on its seed, not on which other requests shared its batch: a fixed run
-seed replays a run, and a resumed or sharded run draws the same samples as
-an uninterrupted one, while the N paths of a problem (distinct seeds) differ.
+Why a decode loop of our own instead of ``model.generate``:
+
+* **Continuous batching.**  Up to ``hf_batch_size`` rows decode together; a
+  row leaves the batch the step it ends and waiting rows join between steps,
+  so ``collect`` can hand back a problem's round the moment its last row ends
+  (the engine then submits that problem's next round) instead of when the
+  slowest row of a fixed batch ends.
+* **KV reuse across rounds.**  A LeaP path is continued round after round;
+  recomputing its whole context each time cost far more than the tokens
+  generated.  When a row ends, its keys/values are kept (bounded LRU, see
+  :class:`_PrefixStore`); a later request whose ids start with those tokens
+  only prefills the new suffix (engine text + peer summaries).
+* **Cheap stop strings.**  Each step decodes only a short tail of a row's new
+  tokens to look for stop strings; the full text is decoded once per result.
+* **Per-row seeded sampling.**  Each row draws with its own generator seeded
+  by its request's seed (see :func:`sample_rows`), so a path's tokens depend
+  on its seed, not on which other rows shared its batch: a fixed run seed
+  replays a run, and a resumed or sharded run draws what an uninterrupted one
+  draws, while the N paths of a problem (distinct seeds) differ.
+
+Rows of different lengths share one padded cache: each row's keys/values sit
+right-aligned, padding and the gap between a reused prefix and its new suffix
+are masked out, and position ids are passed explicitly per row.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
-from transformers import LogitsProcessor, LogitsProcessorList
-
 from inference.args import ModelArguments
-from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
+from inference.backends.base import (
+    Done,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    StopReason,
+    generate_all,
+)
 
 _DTYPES = {"float32", "bfloat16", "float16"}
+#: memory kept for reusable keys/values of ended rows (least recently stored dropped first)
+KV_STORE_BYTES = 1 << 30
+#: extra tokens decoded around a stop string (a token may carry several characters or none)
+_STOP_MARGIN = 4
+
+
+@dataclass
+class _Row:
+    """One request being decoded."""
+
+    key: Hashable
+    slot: int
+    request: GenerationRequest
+    sampling: SamplingSettings
+    generator: Any
+    #: next position id to feed (= tokens the cache holds for this row, real ones)
+    position: int = 0
+    new: list[int] = field(default_factory=list)
+    result: GenerationResult | None = None
 
 
 class HFBackend:
-    """A causal LM and its tokenizer, continuing token ids with ``model.generate``."""
+    """A causal LM and its tokenizer, continuing token ids with a batched decode loop."""
 
     def __init__(
         self,
@@ -31,6 +74,7 @@ class HFBackend:
         model_name: str,
         batch_size: int = 16,
         max_model_len: int | None = None,
+        kv_reuse: bool = True,
     ):
         self.model = model
         #: context limit the engine keeps every path within (default: the model's positions)
@@ -44,142 +88,310 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.eos_ids, default=0)
+        self.store = _PrefixStore(KV_STORE_BYTES if kv_reuse else 0)
+        self.queue: deque[_Row] = deque()
+        self.rows: list[_Row] = []
+        self.cache: Any = None  # DynamicCache of the batch: keys/values [rows, heads, width, dim]
+        self.mask: Any = None  # [rows, width], 1 where a cache column holds a real token
+        self.groups: dict[Hashable, list[GenerationResult | None]] = {}
+        #: prompt tokens whose keys/values came from the store instead of a prefill (tests, benchmark)
+        self.reused_tokens = 0
+
+    # -- Backend / Submitter ---------------------------------------------------
 
     def generate(
         self, requests: list[GenerationRequest], sampling: SamplingSettings
     ) -> list[GenerationResult]:
-        results: list[GenerationResult | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for i, req in enumerate(requests):
-            groups[(req.max_tokens, tuple(req.stop))].append(i)
-        for (max_tokens, stop), indices in groups.items():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
-                outs = self._generate_batch(
-                    [requests[i] for i in chunk], max_tokens, list(stop), sampling
-                )
-                for i, out in zip(chunk, outs, strict=True):
-                    results[i] = out
-        return results  # type: ignore[return-value]
+        """Run ``requests`` as one group and wait for it; results align with requests."""
+        return generate_all(self, requests, sampling)
 
-    def _generate_batch(
-        self,
-        batch: list[GenerationRequest],
-        max_tokens: int,
-        stop: list[str],
-        sampling: SamplingSettings,
-    ) -> list[GenerationResult]:
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
         import torch
 
-        width = max(len(r.token_ids) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, req in enumerate(batch):
-            ids[row, width - len(req.token_ids) :] = torch.tensor(req.token_ids)
-            mask[row, width - len(req.token_ids) :] = 1
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_tokens,
-            "pad_token_id": self.pad_id,
-            "eos_token_id": sorted(self.eos_ids) or None,
-            # greedy over the sampler's one-hot scores = the sampler's per-row draw
-            "do_sample": False,
-            "temperature": None,
-            "top_p": None,
-            "top_k": None,
-        }
-        if sampling.temperature > 0:
-            sampler = _RowSampler([r.seed for r in batch], sampling)
-            kwargs["logits_processor"] = LogitsProcessorList([sampler])
-        if stop:
-            kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        return [self._result(row[width:].tolist(), max_tokens, stop) for row in out]
-
-    def _result(self, new: list[int], max_tokens: int, stop: list[str]) -> GenerationResult:
-        """Cut one row's new tokens at EOS (excluded) or its first stop string (included)."""
-        eos_at = next((i for i, t in enumerate(new) if t in self.eos_ids), None)
-        tokens = new if eos_at is None else new[:eos_at]
-        text = self._decode(tokens)
-        hits = [(text.find(s), s) for s in stop if s in text]
-        if hits:
-            _, first = min(hits)
-            end = self._prefix_containing(tokens, first)
-            tokens = tokens[:end]
-            return GenerationResult(tokens, self._decode(tokens), "stop", first)
-        if eos_at is not None:
-            return GenerationResult(tokens, text, "eos")
-        if len(tokens) < max_tokens:
-            # a row that stopped early without EOS or stop string: trailing pads
-            tokens = _strip_trailing(tokens, self.pad_id)
-            text = self._decode(tokens)
-        return GenerationResult(tokens, text, "length")
-
-    def _prefix_containing(self, tokens: list[int], stop: str) -> int:
-        """Fewest leading tokens whose text contains ``stop`` (binary search)."""
-        lo, hi = 1, len(tokens)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if stop in self._decode(tokens[:mid]):
-                hi = mid
+        if key in self.groups:
+            raise ValueError(f"group {key!r} is already in flight")
+        self.groups[key] = [None] * len(requests)
+        for slot, req in enumerate(requests):
+            row = _Row(key, slot, req, sampling, torch.Generator().manual_seed(req.seed))
+            if req.max_tokens < 1:
+                row.result = GenerationResult([], "", "length")
+                self.groups[key][slot] = row.result
             else:
-                lo = mid + 1
-        return lo
+                self.queue.append(row)
+
+    def collect(self) -> list[Done]:
+        if not self.groups:
+            raise RuntimeError("collect() with nothing submitted")
+        while True:
+            done = [k for k, results in self.groups.items() if all(r is not None for r in results)]
+            if done:
+                return [(k, self.groups.pop(k)) for k in done]  # type: ignore[misc]
+            if self.queue and len(self.rows) < self.batch_size:
+                self._admit()
+            else:
+                self._step()
+
+    def close(self) -> None:
+        self.model = None
+        self.cache, self.rows, self.mask = None, [], None
+        self.store = _PrefixStore(0)
+
+    # -- decoding --------------------------------------------------------------
+
+    def _admit(self) -> None:
+        """Prefill waiting rows (reusing stored prefixes) and merge them into the batch."""
+        import torch
+
+        joining = [
+            self.queue.popleft()
+            for _ in range(min(len(self.queue), self.batch_size - len(self.rows)))
+        ]
+        reused = [self.store.take(row.request.token_ids) for row in joining]
+        cached = [0 if kv is None else kv[0][0].shape[1] for kv in reused]
+        suffixes = [row.request.token_ids[c:] for row, c in zip(joining, cached, strict=True)]
+        width_c, width_s = max(cached), max(map(len, suffixes))
+        self.reused_tokens += sum(cached)
+        ids = torch.full((len(joining), width_s), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(joining), width_s), dtype=torch.long)
+        mask = torch.zeros((len(joining), width_c + width_s), dtype=torch.long)
+        for i, (c, suffix) in enumerate(zip(cached, suffixes, strict=True)):
+            ids[i, width_s - len(suffix) :] = torch.tensor(suffix)
+            positions[i, width_s - len(suffix) :] = torch.arange(c, c + len(suffix))
+            mask[i, width_c - c : width_c] = 1
+            mask[i, width_c + width_s - len(suffix) :] = 1
+        cache = self._new_cache()
+        if width_c:
+            for layer_index, layer in enumerate(cache.layers):
+                keys, values = _right_aligned([kv and kv[layer_index] for kv in reused], width_c)
+                _set_layer(layer, keys, values)
+        logits = self._forward(ids, positions, mask, cache)
+        for row in joining:
+            row.position = len(row.request.token_ids)
+        self._merge(joining, cache, mask)
+        self._advance(joining, logits)
+
+    def _step(self) -> None:
+        """One decode step for every row in the batch."""
+        import torch
+
+        ids = torch.tensor([[row.new[-1]] for row in self.rows])
+        positions = torch.tensor([[row.position] for row in self.rows])
+        self.mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=torch.long)], 1)
+        logits = self._forward(ids, positions, self.mask, self.cache)
+        for row in self.rows:
+            row.position += 1
+        self._advance(list(self.rows), logits)
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def _forward(self, ids, positions, mask, cache) -> Any:
+        """Run the model on ``ids`` (cache extended in place); logits of each row's last token."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return out.logits[:, -1, :]
+
+    def _merge(self, joining: list[_Row], cache: Any, mask: Any) -> None:
+        """Append prefilled rows to the batch, left-padding the narrower side's columns."""
+        import torch
+
+        if not self.rows:
+            self.rows, self.cache, self.mask = joining, cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            _set_layer(
+                old,
+                torch.cat([_pad_left(old.keys, width), _pad_left(new.keys, width)]),
+                torch.cat([_pad_left(old.values, width), _pad_left(new.values, width)]),
+            )
+        self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(mask, width)])
+        self.rows = self.rows + joining
+
+    def _advance(self, rows: list[_Row], logits: Any) -> None:
+        """Sample one token per row (``rows`` align with ``logits``); drop rows that ended."""
+        import torch
+
+        ended = set()
+        for row, token in zip(rows, sample_rows(logits, rows), strict=True):
+            row.new.append(token)
+            row.result = self._check(row)
+            if row.result is not None:
+                self.groups[row.key][row.slot] = row.result
+                ended.add(id(row))
+        if not ended:
+            return
+        keep = []
+        for i, row in enumerate(self.rows):
+            if id(row) in ended:
+                self._keep_prefix(i)
+            else:
+                keep.append(i)
+        if not keep:
+            self.rows, self.cache, self.mask = [], None, None
+            return
+        select = torch.tensor(keep)
+        mask = self.mask[select]
+        first = int(mask.any(dim=0).nonzero()[0])  # columns only ended rows used go too
+        self.mask = mask[:, first:]
+        for layer in self.cache.layers:
+            _set_layer(layer, layer.keys[select, :, first:], layer.values[select, :, first:])
+        self.rows = [self.rows[i] for i in keep]
+
+    def _keep_prefix(self, i: int) -> None:
+        """Store the ended row's keys/values: its context and all but its last sampled token."""
+        if not self.store.capacity:
+            return
+        row = self.rows[i]
+        real = self.mask[i].bool()
+        kv = [(layer.keys[i][:, real], layer.values[i][:, real]) for layer in self.cache.layers]
+        self.store.put(list(row.request.token_ids) + row.new[:-1], kv)
+
+    def _check(self, row: _Row) -> GenerationResult | None:
+        """The row's result once it hit EOS, a stop string or its token cap; else None."""
+        new = row.new
+        if new[-1] in self.eos_ids:
+            return self._result(new[:-1], "eos")
+        stops = row.request.stop
+        if stops:
+            tail = self._decode(new[-(max(map(len, stops)) + _STOP_MARGIN) :])
+            hits = [(tail.find(s), s) for s in stops if s in tail]
+            if hits:
+                return self._result(list(new), "stop", min(hits)[1])
+        if len(new) >= row.request.max_tokens:
+            return self._result(list(new), "length")
+        return None
+
+    def _result(self, tokens: list[int], reason: StopReason, stop: str | None = None):
+        return GenerationResult(tokens, self._decode(tokens), reason, stop)
 
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=False)
 
-    def close(self) -> None:
-        self.model = None
 
+def sample_rows(logits, rows: list[_Row]) -> list[int]:
+    """One token per row: greedy at temperature 0, else drawn with the row's own generator.
 
-class _RowSampler(LogitsProcessor):
-    """Temperature / top-k / top-p / min-p sampling with one torch generator per row.
-
-    ``generate`` samples all rows from torch's global generator, which ties a
-    row's draw to the rest of its batch.  This processor draws each row's
-    token itself and returns scores that are ``-inf`` everywhere else, so
-    greedy decoding emits exactly that token.
+    Temperature, top-k, min-p and top-p apply in that order; rows are grouped by
+    their sampling settings so the filtering runs batched.  With top-k the draw
+    is made among the k best tokens only (sorting and sampling 40 entries, not
+    the whole vocabulary, which cost more than a decode step's sampling should).
     """
+    import torch
 
-    def __init__(self, seeds: list[int], sampling: SamplingSettings):
-        import torch
-
-        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        self.sampling = sampling
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        s = self.sampling
-        logits = scores.float() / s.temperature
-        if s.top_k > 0 and s.top_k < logits.shape[-1]:
-            kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, dim=-1)
+    chosen = [0] * len(rows)
+    by_settings: dict[SamplingSettings, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_settings.setdefault(row.sampling, []).append(i)
+    for s, idx in by_settings.items():
+        scores = logits[idx].float()
+        if s.temperature <= 0:
+            for i, token in zip(idx, scores.argmax(dim=-1).tolist(), strict=True):
+                chosen[i] = token
+            continue
+        if 0 < s.top_k < scores.shape[-1]:
+            scores, vocab = torch.topk(scores, s.top_k, dim=-1)  # sorted, best first
+        else:
+            scores, vocab = torch.sort(scores, dim=-1, descending=True)
+        probs = torch.softmax(scores / s.temperature, dim=-1)
         if s.min_p > 0:
-            floor = s.min_p * probs.max(dim=-1, keepdim=True).values
-            probs = probs.masked_fill(probs < floor, 0.0)
+            probs = probs.masked_fill(probs < s.min_p * probs[:, :1], 0.0)
         if s.top_p < 1.0:
-            ordered, order = torch.sort(probs, dim=-1, descending=True)
-            outside = ordered.cumsum(dim=-1) - ordered > s.top_p  # keeps at least the top token
-            probs = torch.zeros_like(probs).scatter(1, order, ordered.masked_fill(outside, 0.0))
-        choice = torch.stack(
-            [
-                torch.multinomial(row, 1, generator=g)[0]
-                for row, g in zip(probs, self.generators, strict=True)
-            ]
-        )
-        out = torch.full_like(scores, float("-inf"))
-        out[torch.arange(len(choice)), choice] = 0.0
-        return out
+            outside = probs.cumsum(dim=-1) - probs > s.top_p  # keeps at least the top token
+            probs = probs.masked_fill(outside, 0.0)
+        for i, row_probs, row_vocab in zip(idx, probs, vocab, strict=True):
+            pick = torch.multinomial(row_probs, 1, generator=rows[i].generator)
+            chosen[i] = int(row_vocab[pick])
+    return chosen
 
 
-def _strip_trailing(tokens: list[int], pad: int) -> list[int]:
-    end = len(tokens)
-    while end and tokens[end - 1] == pad:
-        end -= 1
-    return tokens[:end]
+class _PrefixStore:
+    """Keys/values of ended rows, by the token ids they cover; LRU within ``capacity`` bytes."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.entries: OrderedDict[int, tuple[list[int], list[tuple[Any, Any]], int]] = OrderedDict()
+        self.size = 0
+        self.counter = 0
+
+    def put(self, tokens: list[int], kv: list[tuple[Any, Any]]) -> None:
+        nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in kv)
+        if nbytes > self.capacity:
+            return
+        self.counter += 1
+        self.entries[self.counter] = (tokens, kv, nbytes)
+        self.size += nbytes
+        while self.size > self.capacity:
+            _, (_, _, dropped) = self.entries.popitem(last=False)
+            self.size -= dropped
+
+    def take(self, tokens: list[int]) -> list[tuple[Any, Any]] | None:
+        """Remove and return the longest entry that is a prefix of ``tokens`` (at most all but one).
+
+        Taken, not copied: the row that reuses it stores a longer entry when it ends.
+        """
+        best, best_len = None, 0
+        for key, (covered, _, _) in self.entries.items():
+            n = len(covered)
+            if best_len < n and n <= len(tokens) and tokens[:n] == covered:
+                best, best_len = key, n
+        if best is None:
+            return None
+        _, kv, nbytes = self.entries.pop(best)
+        self.size -= nbytes
+        usable = min(best_len, len(tokens) - 1)
+        if usable < 1:
+            return None
+        return [(k[:, :usable], v[:, :usable]) for k, v in kv]
+
+
+def _right_aligned(per_row: list[tuple[Any, Any] | None], width: int) -> tuple[Any, Any]:
+    """Stack rows' [heads, len, dim] keys and values right-aligned into [rows, heads, width, dim]."""
+    import torch
+
+    ref = next(kv for kv in per_row if kv is not None)[0]
+    heads, _, dim = ref.shape
+    keys = torch.zeros((len(per_row), heads, width, dim), dtype=ref.dtype)
+    values = torch.zeros_like(keys)
+    for i, kv in enumerate(per_row):
+        if kv is not None:
+            n = kv[0].shape[1]
+            keys[i, :, width - n :] = kv[0]
+            values[i, :, width - n :] = kv[1]
+    return keys, values
+
+
+def _set_layer(layer: Any, keys: Any, values: Any) -> None:
+    """Put whole keys/values tensors into a cache layer (no copy; DynamicLayer appends to them)."""
+    if not layer.is_initialized:
+        layer.lazy_initialization(keys, values)
+    layer.keys, layer.values = keys, values
+
+
+def _pad_left(tensor, width: int):
+    """Zero-pad the sequence axis (dim 1 of a mask, dim 2 of keys/values) on the left to ``width``."""
+    import torch
+
+    axis = 1 if tensor.dim() == 2 else 2
+    missing = width - tensor.shape[axis]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[axis] = missing
+    return torch.cat([torch.zeros(shape, dtype=tensor.dtype), tensor], dim=axis)
 
 
 def load(model_args: ModelArguments, model_path: str) -> HFBackend:
@@ -187,10 +399,13 @@ def load(model_args: ModelArguments, model_path: str) -> HFBackend:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from inference.backends import cpu_dtype
+
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, trust_remote_code=model_args.trust_remote_code
     )
-    dtype = getattr(torch, model_args.dtype) if model_args.dtype in _DTYPES else "auto"
+    name = cpu_dtype(model_args.dtype)
+    dtype = getattr(torch, name) if name in _DTYPES else "auto"
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, trust_remote_code=model_args.trust_remote_code
     )

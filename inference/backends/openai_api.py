@@ -3,9 +3,10 @@
 A cluster that already serves the teacher can run LeaP without loading the
 model again.  Why it is built this way:
 
-* One HTTP request per path (each has its own seed), all sent at once from a
-  bounded thread pool so the server's continuous batching sees every path of
-  every problem together.
+* One HTTP request per path (each has its own seed), sent from one bounded
+  thread pool as soon as a problem submits its round, so the server's
+  continuous batching sees every path of every problem together and a
+  problem moves on as soon as its own requests have answered.
 * The context goes out as token ids when the server accepts them (vLLM does)
   and the new tokens come back as ids (vLLM's ``return_token_ids``), so paths
   are continued exactly as with the offline engine.  Servers without these
@@ -25,13 +26,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from inference.args import ModelArguments
-from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
+from inference.backends.base import (
+    Done,
+    FutureGroups,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    generate_all,
+)
 from inference.backends.vllm_offline import context_limited, map_finish, result_from_ids
 from leapt.config import ConfigError
 
@@ -74,6 +83,9 @@ class OpenAIBackend:
         eos_id = tokenizer.eos_token_id
         self._eos_text = tokenizer.decode([eos_id]) if eos_id is not None else ""
         self.max_model_len: int | None = None
+        #: at most MAX_CONCURRENCY calls in flight across all problems' rounds
+        self.pool = ThreadPoolExecutor(MAX_CONCURRENCY, thread_name_prefix="leapt-openai")
+        self.in_flight = FutureGroups()
         #: what the probe found the server to support (vLLM: both True)
         self.token_prompts = True
         self.returns_token_ids = True
@@ -183,14 +195,22 @@ class OpenAIBackend:
         self, requests: list[GenerationRequest], sampling: SamplingSettings
     ) -> list[GenerationResult]:
         """Send all requests concurrently (bounded); results align with requests."""
-        if not requests:
-            return []
-        workers = min(len(requests), MAX_CONCURRENCY)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leapt-openai") as pool:
-            return list(pool.map(lambda r: self._one(r, sampling), requests))
+        return generate_all(self, requests, sampling)
+
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
+        """Start one HTTP call per request on the shared pool (returns at once)."""
+        futures = [self.pool.submit(self._one, r, sampling) for r in requests]
+        self.in_flight.add(key, futures)
+
+    def collect(self) -> list[Done]:
+        """Wait until at least one group's calls have all answered."""
+        return self.in_flight.collect()
 
     def close(self) -> None:
-        """Close the HTTP connections (the server is not ours to stop)."""
+        """Stop the request pool and close the HTTP connections (the server is not ours to stop)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
 
 

