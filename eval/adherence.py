@@ -6,7 +6,8 @@ every path of every problem; the 95% interval is a percentile bootstrap over
 problems, like the accuracy intervals):
 
 * **summary_closed_rate** - of all summaries (engine- or self-opened), the
-  share the model closed itself with the closing tag and non-empty text.  The
+  share the model closed itself with the closing tag after non-empty text of its
+  own (an opening the engine prefilled does not count).  The
   engine stops a summary at its token cap and closes it itself, so a summary
   the model closed is also under the cap.
 * **self_open_rate** - the share of paths that write the opening summary tag
@@ -106,7 +107,7 @@ def problem_adherence(trace: Trace, other: Trace | None) -> dict[str, int]:
     for path in trace.paths:
         summaries = find_summaries(path, tags)
         counts["summaries"] += len(summaries)
-        counts["summaries_closed"] += sum(s.closed and bool(s.text.strip()) for s in summaries)
+        counts["summaries_closed"] += sum(s.closed and bool(s.written.strip()) for s in summaries)
         counts["self_opening_paths"] += any(s.self_opened for s in summaries)
         for before, peer_text, reflection in _blocks(path):
             if not (_grams(peer_text) - _grams(before) - boilerplate):

@@ -149,7 +149,9 @@ def engine_path(tokenizer, protocol, opening: str = ""):
     model("The peer agrees. The answer is \\boxed{42}.")
     path.finish("eos")
     trace = ctx.new_trace(problem, [path])
-    messages = [{"role": "user", "content": protocol.user_message(problem.problem, None, "math")}]
+    # the user turn the engine rendered (announcing the protocol for `leap`, as harvest records)
+    content = protocol.user_message(problem.problem, None, "math", ctx.announce)
+    messages = [{"role": "user", "content": content}]
     return trace, messages, path.token_ids
 
 

@@ -160,22 +160,22 @@ def _encode_segment(
 
     In an untrained ``prompt`` segment (engine text: the summary trigger,
     possibly followed by the first words of the summary the engine prefills),
-    the tokens overlapping ``summary_open`` are trained.  They are found by
+    the tokens overlapping the ``summary_open`` that opens the block are trained.  They are found by
     character offsets, not by encoding the tag apart: the engine encodes
     trigger + tag (+ opening) as one string, and a BPE merges the space before
     ``<`` into one token (`` <`` with R1-Distill), which is the form the
     student must learn to write.
     """
     tag = summary_open if kind == "prompt" and not trained else None
-    if not tag or tag not in text:
+    start = text.rfind(tag) if tag else -1
+    # only a tag that opens a block: the last one, with no closing tag after it (the
+    # announced prompt's pre-fill names both tags as an example, which is no LeaP block)
+    if start < 0 or "</" + tag[1:] in text[start:]:
         ids = tokenizer.encode(text, add_special_tokens=False)
         return ids, (list(ids) if trained else [IGNORE_INDEX] * len(ids))
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-    spans, start = [], text.find(tag)
-    while start >= 0:
-        spans.append((start, start + len(tag)))
-        start = text.find(tag, start + len(tag))
+    spans = [(start, start + len(tag))]
     labels = [
         token
         if any(a < tag_end and b > tag_start for tag_start, tag_end in spans)
