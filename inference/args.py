@@ -45,7 +45,7 @@ class ModelArguments:
         default="auto", metadata={"help": "torch dtype: auto, float32, bfloat16, float16"}
     )
     hf_batch_size: int = field(
-        default=16, metadata={"help": "hf backend: most sequences per generate() call"}
+        default=16, metadata={"help": "hf backend: most sequences decoded together in one batch"}
     )
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per model copy"})
     data_parallel_size: int = field(default=1, metadata={"help": "vllm: model copies"})

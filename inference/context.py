@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.args import ROUTED_METHODS, LeapArguments, ModelArguments
+from inference.args import EMBEDDED_MODEL, ROUTED_METHODS, LeapArguments, ModelArguments
 from inference.problems import Problem
 from inference.protocol import Protocol, load_protocol
 from leapt.config import ConfigError
@@ -91,12 +91,28 @@ def context_need(
 
 
 def known_max_len(model_args: ModelArguments) -> int | None:
-    """``max_model_len`` if set, else the local model folder's ``max_position_embeddings``."""
+    """``max_model_len`` if set, else ``max_position_embeddings`` of the model's config.json.
+
+    The config is read from a local model folder or, for a Hub id, from the
+    Hugging Face cache (no download: a model not cached yet is unknown here).
+    """
     if model_args.max_model_len is not None:
         return model_args.max_model_len
-    config = Path(model_args.model).expanduser() / "config.json"
-    if model_args.backend == "openai" or not config.is_file():
-        return None  # a Hub id or a server: not known before loading
+    if model_args.backend == "openai" or model_args.model == EMBEDDED_MODEL:
+        return (
+            None  # a server's limit is asked for at load; the embedded model is not converted yet
+        )
+    config: Path | None = Path(model_args.model).expanduser() / "config.json"
+    if not config.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(model_args.model, "config.json")
+        except ValueError:  # not a valid Hub id either
+            cached = None
+        config = Path(cached) if isinstance(cached, str) else None
+    if config is None:
+        return None
     try:
         return json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
     except (OSError, ValueError):
@@ -108,6 +124,17 @@ def check_context_fits(
 ) -> ContextNeed | None:
     """Warn (or with ``strict`` raise ConfigError) when a path may outgrow the context."""
     limit = known_max_len(model_args)
+    if (
+        limit is None
+        and problems
+        and model_args.backend != "openai"
+        and model_args.model != EMBEDDED_MODEL
+    ):
+        logger.warning(
+            "warning: the context length of %s is unknown before loading (not a local folder "
+            "and not in the Hugging Face cache); set 'max_model_len' to check that paths fit",
+            model_args.model,
+        )
     if limit is None or not problems:
         return None
     need = context_need(leap_args, problems, load_protocol(leap_args.protocol))

@@ -223,6 +223,7 @@ def test_forced_answer_closes_thinking_only_for_a_thinking_model(tmp_path, tiny_
         tmp_path, tiny_model_dir, "thinking", "--protocol", protocol_file(tmp_path, thinking="true")
     )
     assert thinking.config["protocol_switches"]["thinking"] is True
+    assert any(p.finish == "forced" for p in plain.paths)
     for path in plain.paths:
         if path.finish == "forced":
             assert PROTO.think_end not in path.text(["prompt"])
@@ -279,3 +280,27 @@ def test_hf_run_with_a_small_context_finishes_every_path(tmp_path, tiny_model_di
     assert all(p.finish is not None for p in trace.paths)
     assert any(p.finish == "context" for p in trace.paths)
     assert all(p.generated_tokens < 4000 for p in trace.paths)
+
+
+def test_context_check_reads_a_hub_model_limit_from_the_local_cache(tmp_path, monkeypatch):
+    """A Hub id (the paper configs' case) is checked from the cached config.json, offline."""
+    from huggingface_hub import constants
+
+    from inference.args import LeapArguments, ModelArguments
+    from inference.context import check_context_fits
+    from inference.problems import Problem
+    from leapt.config import ConfigError
+
+    snapshot = tmp_path / "hub" / "models--org--qwq" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"max_position_embeddings": 40960}))
+    (tmp_path / "hub" / "models--org--qwq" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--qwq" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    # QwQ-32B's paper setting: a 32,768 budget plus a LeaP block every 4,096 tokens, top-4
+    leap = LeapArguments(n=8, top_k=4, T=4096, max_tokens=32768, summary_max_tokens=256)
+    problems = [Problem("p", "Find x.", "1")]
+    with pytest.raises(ConfigError, match="max_model_len 40960"):
+        check_context_fits(ModelArguments(model="org/qwq", strict=True), leap, problems)
+    short = LeapArguments(n=8, top_k=4, T=4096, max_tokens=16384, summary_max_tokens=256)
+    assert check_context_fits(ModelArguments(model="org/qwq", strict=True), short, problems)
