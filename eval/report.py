@@ -21,10 +21,11 @@ from pathlib import Path
 from eval.adherence import RATES, adherence_from_rows, adherence_rows
 from eval.grading import grade_trace, task_of
 from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
+from inference.methods import METHOD_MODULES
 from inference.trace import Trace, read_traces
 
-#: display order of known methods (others follow alphabetically)
-METHOD_ORDER = ("independent", "leap", "leap_t", "leap_s", "moa")
+#: display order of known methods: the registry's (others follow alphabetically)
+METHOD_ORDER = tuple(METHOD_MODULES)
 BASELINE = "independent"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

@@ -13,13 +13,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SegmentKind = Literal["prompt", "model", "peer"]
 #: how a path ended: EOS after (``think_end``) or without (``eos``) a think-end tag, budget
 #: spent with no forced answer (``budget``), forced answer (``forced``), context full (``context``)
 Finish = Literal["think_end", "eos", "budget", "forced", "context"]
-SEGMENT_KINDS: tuple[str, ...] = ("prompt", "model", "peer")
+SEGMENT_KINDS: tuple[str, ...] = get_args(SegmentKind)
 
 
 @dataclass
