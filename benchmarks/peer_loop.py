@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.args import DataArguments, LeapArguments, ModelArguments  # noqa: E402
+from inference.args import LeapArguments, ModelArguments  # noqa: E402
 from inference.backends.base import GenerationRequest, SamplingSettings  # noqa: E402
 
 #: micro-batch the reference implementation feeds its engine
@@ -105,10 +105,9 @@ def run_leap(backend, leap_args: LeapArguments, problems, out: Path, concurrent:
     run_inference(
         ModelArguments(),
         leap_args,
-        DataArguments(),
-        problems=problems,
+        problems,
+        out,
         backend=backend,
-        output_dir=out,
         progress=False,
         max_concurrent_problems=concurrent,
     )

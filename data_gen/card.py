@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 
+from leapt.markdown import markdown_table
+
 
 def _table(mapping: dict) -> str:
-    lines = ["| key | value |", "| --- | --- |"]
-    lines += [
-        f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |" for k, v in mapping.items()
-    ]
-    return "\n".join(lines)
+    rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in mapping.items()]
+    return "\n".join(markdown_table(("key", "value"), rows))
 
 
 def render_card(stats: dict, name: str) -> str:
@@ -24,13 +23,14 @@ def render_card(stats: dict, name: str) -> str:
     counts = stats["counts"]
     decon = stats["decontamination"]
     dropped = "\n".join(
-        f"| {rule} | {n} | {counts['rule_failures'][rule]} |"
-        for rule, n in counts["dropped"].items()
+        markdown_table(
+            ("rule", "dropped", "failing"),
+            [(rule, n, counts["rule_failures"][rule]) for rule, n in counts["dropped"].items()],
+        )
     )
-    decon_rows = "\n".join(
-        f"| {d['id']} | {d['benchmark']} | {d['benchmark_id']} | {d['ngram']} |"
-        for d in decon["dropped_problems"]
-    )
+    decon_rows = [
+        (d["id"], d["benchmark"], d["benchmark_id"], d["ngram"]) for d in decon["dropped_problems"]
+    ]
     split = f" (split `{stats['split']}`)" if stats.get("split") else ""
     imitation = ""
     if counts.get("imitation"):
@@ -54,10 +54,8 @@ def render_card(stats: dict, name: str) -> str:
             f"{decon['dropped']} dropped."
         )
         if decon_rows:
-            decon_text += (
-                "\n\n| problem | benchmark | benchmark problem | shared n-gram |\n"
-                "| --- | --- | --- | --- |\n" + decon_rows
-            )
+            header = ("problem", "benchmark", "benchmark problem", "shared n-gram")
+            decon_text += "\n\n" + "\n".join(markdown_table(header, decon_rows))
     return f"""---
 pretty_name: {name}
 tags:
@@ -96,8 +94,6 @@ show the protocol done well.  Made with `leapt generate`.
 from {counts["problems_with_kept_paths"]} problems.  Dropped paths by the first enforced rule they
 failed, and all paths failing each rule (switched-off rules included):
 
-| rule | dropped | failing |
-| --- | --- | --- |
 {dropped}
 {imitation}
 
@@ -107,8 +103,8 @@ failed, and all paths failing each rule (switched-off rules included):
 
 ## Columns
 
-- `messages`: prompt messages (system, user) and one assistant message with the whole
-  generated turn, peer blocks and engine cues included.
+- `messages`: the user message holding the problem prompt and one assistant message with
+  the whole generated turn, peer blocks and engine cues included.
 - `segments`: the same text split by author (`prompt`, `model`, `peer`);
   `segments[0]` is the rendered prompt and `"".join(segments[1:])` equals the assistant
   message exactly.  Train only on `model` segments (the assistant's own tokens); do not

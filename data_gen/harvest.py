@@ -169,12 +169,12 @@ def harvest(
                 run_inference(
                     model_args,
                     leap_args,
-                    args.data_arguments(str(raw_dir)),
-                    problems=mine,
+                    mine,
+                    raw_dir,
                     backend=backend,
-                    output_dir=raw_dir,
                     grade=make_grader(leap_args.task),
                     progress=progress,
+                    max_concurrent_problems=args.concurrent_problems,
                     on_trace=live,
                 )
             finally:

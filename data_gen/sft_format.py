@@ -3,8 +3,8 @@
 Two views of the same example, because trainers need both:
 
 - ``messages``: the conversation as the chat template expects it: the
-  prompt messages the engine rendered (optional system, then the user's
-  problem prompt) and one assistant message holding the whole generated turn,
+  user message holding the problem prompt the engine rendered (the engine
+  builds no system message) and one assistant message holding the whole generated turn,
   peer blocks and cues included, exactly as the teacher saw it.
 - ``segments``: the same text split by author.  ``segments[0]`` is the
   rendered prompt (chat scaffolding included) and ``"".join(segments[1:])``
@@ -50,7 +50,7 @@ def to_row(
 ) -> dict[str, Any]:
     """The SFT row of path ``index`` of ``trace``.
 
-    ``prompt_messages`` are the system/user messages the engine rendered into
+    ``prompt_messages`` are the (user) messages the engine rendered into
     the path's first (prompt) segment.
     """
     path = trace.paths[index]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.args import METHODS, DataArguments, LeapArguments, ModelArguments
+from inference.args import METHODS, LeapArguments, ModelArguments
 from leapt.config import ConfigError, parse_config
 
 
@@ -178,10 +178,9 @@ def run_eval(
             run_inference(
                 model_args,
                 args,
-                DataArguments(problems=f"benchmark:{bench}", output_dir=str(out)),
-                problems=problems[bench],
+                problems[bench],
+                out,
                 backend=backend,
-                output_dir=out,
                 grade=make_grader(args.task),
                 progress=progress,
             )

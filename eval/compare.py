@@ -23,6 +23,7 @@ from eval.report import (
     discover_runs,
     dumps_results,
 )
+from leapt.markdown import markdown_table
 
 ACCURACY_PNG = "accuracy_compare.png"
 ADHERENCE_PNG = "adherence_compare.png"
@@ -107,27 +108,21 @@ def render_comparison(doc: dict) -> str:
             f"seeds {', '.join(map(str, doc['seeds'][label]))}"
         )
     benchmarks = sorted({b for label in labels for b in doc[label]})
-    header = "| method | metric | " + " | ".join(labels) + " |"
-    rule = "|---|---|" + "---|" * len(labels)
+    header = ("method", "metric", *labels)
     for bench in benchmarks:
         methods = sorted(
             {m for label in labels for m in doc[label].get(bench, {})}, key=_method_key
         )
-        lines += ["", f"## {bench}", "", header, rule]
+        table = []
         for method in methods:
             rows = [doc[label].get(bench, {}).get(method) for label in labels]
             for key, name in (("pass@1", "Pass@1 (%)"), ("cons@n", "Cons@N (%)")):
-                lines.append(
-                    f"| {method} | {name} | " + " | ".join(_value(r, key) for r in rows) + " |"
-                )
+                table.append((method, name, *(_value(r, key) for r in rows)))
             for rate, name in ADHERENCE_LABELS.items():
-                lines.append(
-                    f"| {method} | {name.strip()} (%) | "
-                    + " | ".join(_rate(r, rate) for r in rows)
-                    + " |"
-                )
+                table.append((method, f"{name.strip()} (%)", *(_rate(r, rate) for r in rows)))
             tokens = [("-" if r is None else f"{r['tokens_per_path']:,.0f}") for r in rows]
-            lines.append(f"| {method} | tokens per path | " + " | ".join(tokens) + " |")
+            table.append((method, "tokens per path", *tokens))
+        lines += ["", f"## {bench}", "", *markdown_table(header, table)]
     lines += [
         "",
         "Values: mean ± std over seeds, 95% bootstrap interval over problems in brackets. "

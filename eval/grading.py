@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from inference.answers import answer_text, extract_answer
+from inference.answers import OPTION_LETTERS, answer_text, extract_answer
 
 if TYPE_CHECKING:
     from inference.problems import Problem
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 TASKS = ("math", "choice")
 #: seconds allowed for parsing + comparing one (prediction, gold) pair
 DEFAULT_TIMEOUT = 5
-LETTERS = "ABCDEFGHIJ"
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _STRIP_RE = re.compile(r"^\$+|\$+$|\\[,;!]|\\left|\\right|\s+")
@@ -179,12 +178,14 @@ def shuffle_options(
     """
     if not options:
         raise ValueError(f"problem {key!r} has no options to shuffle")
-    if len(options) > len(LETTERS):
-        raise ValueError(f"problem {key!r} has {len(options)} options; at most {len(LETTERS)}")
+    if len(options) > len(OPTION_LETTERS):
+        raise ValueError(
+            f"problem {key!r} has {len(options)} options; at most {len(OPTION_LETTERS)}"
+        )
     if not 0 <= correct_index < len(options):
         raise ValueError(f"problem {key!r}: correct_index {correct_index} out of range")
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     order = list(range(len(options)))
     random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
     shuffled = [options[i] for i in order]
-    return shuffled, LETTERS[order.index(correct_index)]
+    return shuffled, OPTION_LETTERS[order.index(correct_index)]

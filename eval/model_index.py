@@ -16,6 +16,7 @@ from typing import Any
 
 from eval.report import RESULTS_JSON
 from leapt.config import ConfigError
+from leapt.markdown import markdown_table
 
 #: trace-config keys shown beside each number
 SETTINGS = ("method", "n", "T", "router", "top_k", "max_tokens", "temperature")
@@ -125,24 +126,23 @@ def eval_results(runs: list[MeasuredRun]) -> list:
 
 def results_table(runs: list[MeasuredRun]) -> str:
     """The same numbers as a Markdown table for the card's body."""
-    lines = [
-        "| benchmark | method | N | T | router | top-k | budget (tokens) | problems "
-        "| Pass@1 (%) | Cons@N (%) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ("benchmark", "method", "N", "T", "router", "top-k", "budget (tokens)", "problems")
+    header += ("Pass@1 (%)", "Cons@N (%)")
+    rows = []
     for run in runs:
         s = run.settings
-        cells = [
-            run.benchmark,
-            run.method,
-            s["n"],
-            s["T"],
-            s["router"],
-            s["top_k"],
-            s["max_tokens"],
-            run.problems,
-            "-" if run.pass_at_1 is None else f"{_pct(run.pass_at_1):.2f}",
-            "-" if run.cons_at_n is None else f"{_pct(run.cons_at_n):.2f}",
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+        rows.append(
+            [
+                run.benchmark,
+                run.method,
+                s["n"],
+                s["T"],
+                s["router"],
+                s["top_k"],
+                s["max_tokens"],
+                run.problems,
+                "-" if run.pass_at_1 is None else f"{_pct(run.pass_at_1):.2f}",
+                "-" if run.cons_at_n is None else f"{_pct(run.cons_at_n):.2f}",
+            ]
+        )
+    return "\n".join(markdown_table(header, rows))

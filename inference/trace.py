@@ -1,6 +1,6 @@
 """The trace record every stage shares, and the append-only file that holds it.
 
-One JSON line per finished problem (schema in DESIGN.md).  Lines are appended
+One JSON line per finished problem (the fields of :class:`Trace`).  Lines are appended
 and flushed (and fsync'ed) as each problem ends, so a killed run loses at most
 the problem in flight; a half-written last line is detected on reopen and cut
 off, never parsed as data and never duplicated.
@@ -13,13 +13,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SegmentKind = Literal["prompt", "model", "peer"]
 #: how a path ended: EOS after (``think_end``) or without (``eos``) a think-end tag, budget
 #: spent with no forced answer (``budget``), forced answer (``forced``), context full (``context``)
 Finish = Literal["think_end", "eos", "budget", "forced", "context"]
-SEGMENT_KINDS: tuple[str, ...] = ("prompt", "model", "peer")
+SEGMENT_KINDS: tuple[str, ...] = get_args(SegmentKind)
 
 
 @dataclass
@@ -104,15 +104,13 @@ class TraceFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.recovered_bytes = self._repair()
+        self._repair()
 
-    def _repair(self) -> int:
+    def _repair(self) -> None:
         """Truncate an incomplete (unterminated or unparsable) final line."""
-        if not self.path.exists():
-            return 0
-        data = self.path.read_bytes()
+        data = self.path.read_bytes() if self.path.exists() else b""
         if not data:
-            return 0
+            return
         keep = len(data)
         if not data.endswith(b"\n"):
             keep = data.rfind(b"\n") + 1
@@ -125,7 +123,6 @@ class TraceFile:
         if keep < len(data):
             with open(self.path, "r+b") as fh:
                 fh.truncate(keep)
-        return len(data) - keep
 
     def __iter__(self) -> Iterator[Trace]:
         if not self.path.exists():

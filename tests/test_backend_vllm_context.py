@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.backends.base import GenerationRequest, SamplingSettings
 from inference.problems import Problem
 from inference.run import run_inference
@@ -62,10 +62,9 @@ def test_leap_with_a_context_far_below_the_budget_finishes(small_vllm, tmp_path,
     run_inference(
         ModelArguments(model="tiny", backend="vllm"),
         leap_args,
-        DataArguments(output_dir=str(tmp_path)),
-        problems=problems,
+        problems,
+        tmp_path,
         backend=small_vllm,
-        output_dir=tmp_path,
         progress=False,
     )
     traces = read_traces(tmp_path / "traces.jsonl")

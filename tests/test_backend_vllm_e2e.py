@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from inference.args import DataArguments, LeapArguments
+from inference.problems import load_problems
 from inference.run import run_inference
 from inference.trace import Trace, read_traces
 from leapt.cli import main
@@ -32,8 +33,9 @@ PROBLEMS = {"problems": "synthetic", "num_synthetic": 2}
 
 
 def run_tiny(model_args, out, backend=None) -> dict[str, Trace]:
-    data_args = DataArguments(**PROBLEMS, output_dir=str(out))
-    run_inference(model_args, LeapArguments(**LEAP), data_args, backend=backend, progress=False)
+    leap_args = LeapArguments(**LEAP)
+    problems = load_problems(DataArguments(**PROBLEMS), seed=leap_args.seed)
+    run_inference(model_args, leap_args, problems, out, backend=backend, progress=False)
     return {t.id: t for t in read_traces(out / "traces.jsonl")}
 
 

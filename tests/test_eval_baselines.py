@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from eval.grading import make_grader
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.problems import Problem
 from inference.run import run_inference
 from inference.trace import read_traces
@@ -29,10 +29,9 @@ def run(tmp_path, tiny_model_dir, script, ids=("p1",), **leap):
     run_inference(
         ModelArguments(model=str(tiny_model_dir)),
         leap_args,
-        DataArguments(output_dir=str(tmp_path)),
-        problems=[PROBLEM],
+        [PROBLEM],
+        tmp_path,
         backend=backend,
-        output_dir=tmp_path,
         grade=make_grader("math"),
         progress=False,
     )

@@ -12,7 +12,7 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.engine import NoProgressError
 from inference.problems import Problem
 from inference.protocol import load_protocol
@@ -36,10 +36,9 @@ def scripted_run(tmp_path, tiny_model_dir, script, max_model_len=None, **leap):
     run_inference(
         ModelArguments(model=str(tiny_model_dir)),
         leap_args,
-        DataArguments(output_dir=str(tmp_path)),
-        problems=PROBLEMS,
+        PROBLEMS,
+        tmp_path,
         backend=backend,
-        output_dir=tmp_path,
         progress=False,
     )
     (trace,) = read_traces(tmp_path / "traces.jsonl")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.backends import load_backend
 from inference.backends.base import GenerationRequest, SamplingSettings
 from inference.problems import synthetic_problems
@@ -24,10 +24,9 @@ def _run(backend, tmp_path, seed, name):
     run_inference(
         ModelArguments(model="unused"),
         leap_args,
-        DataArguments(),
-        problems=synthetic_problems(2, seed=0),
+        synthetic_problems(2, seed=0),
+        tmp_path / name,
         backend=backend,
-        output_dir=tmp_path / name,
         progress=False,
     )
     return read_traces(tmp_path / name / "traces.jsonl")

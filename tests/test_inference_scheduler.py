@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.backends import load_backend
 from inference.backends.base import GenerationRequest, SamplingSettings
 from inference.backends.hf import HFBackend
@@ -31,10 +31,9 @@ def _leap(backend, out, concurrent=None, seed=5):
     run_inference(
         ModelArguments(model="unused"),
         LeapArguments(n=3, top_k=2, T=6, max_tokens=24, summary_max_tokens=5, seed=seed),
-        DataArguments(),
-        problems=synthetic_problems(3, seed=1),
+        synthetic_problems(3, seed=1),
+        out,
         backend=backend,
-        output_dir=out,
         progress=False,
         max_concurrent_problems=concurrent,
     )

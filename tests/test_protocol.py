@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.problems import Problem
 from inference.protocol import load_protocol
 from inference.run import run_inference
@@ -27,10 +27,9 @@ def run(tmp_path, tiny_model_dir, script, **leap):
     run_inference(
         ModelArguments(model=str(tiny_model_dir)),
         leap_args,
-        DataArguments(output_dir=str(tmp_path)),
-        problems=PROBLEMS,
+        PROBLEMS,
+        tmp_path,
         backend=backend,
-        output_dir=tmp_path,
         progress=False,
     )
     (trace,) = read_traces(tmp_path / "traces.jsonl")

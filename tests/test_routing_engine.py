@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.problems import Problem
 from inference.protocol import load_protocol
 from inference.run import run_inference
@@ -51,10 +51,9 @@ def run(tmp_path, tiny_model_dir, router: str) -> Trace:
     run_inference(
         ModelArguments(model=str(tiny_model_dir)),
         leap_args,
-        DataArguments(output_dir=str(out)),
-        problems=[Problem("p", "What is 3 * 4?", "12")],
+        [Problem("p", "What is 3 * 4?", "12")],
+        out,
         backend=backend,
-        output_dir=out,
         progress=False,
     )
     (trace,) = read_traces(out / "traces.jsonl")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.args import DataArguments, LeapArguments, ModelArguments
+from inference.args import LeapArguments, ModelArguments
 from inference.problems import Problem
 from inference.run import run_inference
 from inference.trace import Trace, read_traces
@@ -60,10 +60,9 @@ def build_run(out_dir: Path, tokenizer_dir: Path, method: str = "leap") -> list[
     run_inference(
         ModelArguments(model=str(tokenizer_dir)),
         leap_args,
-        DataArguments(output_dir=str(out_dir)),
-        problems=PROBLEMS,
+        PROBLEMS,
+        out_dir,
         backend=backend,
-        output_dir=out_dir,
         grade=make_grader("math"),
         progress=False,
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from data_gen.filters import NATURAL_FINISHES
+from inference.trace import SEGMENT_KINDS
 from leapt.config import ConfigError
 
 REQUIRED_COLUMNS = ("messages", "segments")
@@ -37,7 +38,6 @@ AUTO = "auto"
 #: the protocol tag assumed for datasets that record none (made before protocols were recorded)
 DEFAULT_SUMMARY_OPEN = "<summarize>"
 STATS_FILE = "stats.json"
-SEGMENT_KINDS = ("prompt", "model", "peer")
 IGNORE_INDEX = -100
 _LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 

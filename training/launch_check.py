@@ -31,6 +31,11 @@ def load_deepspeed_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def global_batch(args: Any, world_size: int) -> int:
+    """Examples per optimizer step across all ``world_size`` processes of a recipe ``args``."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+
+
 def _fixed(value: Any) -> bool:
     """True when a DeepSpeed value is pinned (not ``"auto"`` and present)."""
     return value is not None and value != "auto"
@@ -70,8 +75,12 @@ def check_deepspeed_against_args(
         "gradient_accumulation_steps",
         args.gradient_accumulation_steps,
     )
-    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
-    compare("train_batch_size", ds.get("train_batch_size"), "global batch", global_batch)
+    compare(
+        "train_batch_size",
+        ds.get("train_batch_size"),
+        "global batch",
+        global_batch(args, world_size),
+    )
     compare("gradient_clipping", ds.get("gradient_clipping"), "max_grad_norm", args.max_grad_norm)
     for prec in ("bf16", "fp16"):
         pinned = _enabled(ds.get(prec))

@@ -17,6 +17,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from leapt.markdown import markdown_table
+from training.launch_check import global_batch
+
 CARD_HYPERPARAMETERS = (
     "learning_rate",
     "num_train_epochs",
@@ -62,9 +65,7 @@ def card_hyperparameters(script, args, model, world_size: int) -> dict[str, Any]
     """The hyperparameters shown in the card and in leapt_training.json."""
     values: dict[str, Any] = {name: _plain(getattr(args, name)) for name in CARD_HYPERPARAMETERS}
     values["world_size"] = world_size
-    values["global_batch_size"] = (
-        args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
-    )
+    values["global_batch_size"] = global_batch(args, world_size)
     values["loss_on_segments"] = list(script.loss_on)
     values["overlong"] = script.overlong
     if model.use_peft:
@@ -78,7 +79,7 @@ def hub_id_or_none(name: str | None) -> str | None:
 
 
 def _table(header: str, rows: Iterable[tuple[str, Any]]) -> list[str]:
-    return [f"| {header} | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+    return markdown_table((header, "value"), rows)
 
 
 def usage_snippet(model_ref: str) -> list[str]:

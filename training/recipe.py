@@ -170,9 +170,3 @@ def parse_recipe(
 ) -> tuple[TrainScriptArguments, SFTConfig, ModelConfig]:
     """The recipe of a training process (launcher flags dropped)."""
     return parse_train_command(argv)[:3]
-
-
-def global_batch(args: SFTConfig) -> int:
-    """Examples per optimizer step across all processes."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return args.per_device_train_batch_size * args.gradient_accumulation_steps * world

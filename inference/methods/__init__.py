@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from inference.engine import MethodRunner
 
-#: method name -> module holding its ``run``
+#: method name -> module holding its ``run``, in the order reports show them (baseline first)
 METHOD_MODULES: dict[str, str] = {
+    "independent": "inference.methods.independent",
     "leap": "inference.methods.leap",
     "leap_t": "inference.methods.leap_t",
-    "independent": "inference.methods.independent",
     "leap_s": "inference.methods.leap_s",
     "moa": "inference.methods.moa",
 }
