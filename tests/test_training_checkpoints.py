@@ -72,17 +72,20 @@ def test_sigusr1_saves_a_complete_checkpoint_stops_and_the_rerun_resumes(tiny_mo
     out = tmp_path / "out"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     command = train_command(tiny_model_dir, data, out, max_steps=100_000)
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "train.err"  # a file, not a pipe: a full pipe would block the trainer
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=stderr, text=True)
     try:
         while not (out / "checkpoint-1" / COMPLETE_MARKER).is_file():
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.2)
         proc.send_signal(signal.SIGUSR1)
-        _, err = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = log.read_text()
     assert proc.returncode == STOPPED_EXIT, err[-3000:]
     assert "run the same command again to resume" in err
     assert not (out / FINISHED_MARKER).exists()
