@@ -76,8 +76,14 @@ def test_sigusr1_saves_a_complete_checkpoint_stops_and_the_rerun_resumes(tiny_mo
     with open(log, "w") as stderr:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=stderr, text=True)
     try:
-        while not (out / "checkpoint-1" / COMPLETE_MARKER).is_file():
+        # Any complete checkpoint, not checkpoint-1: with save_total_limit=2 a fast trainer
+        # has rotated checkpoint-1 away by step 3, and a poll that missed it would wait forever.
+        deadline = time.monotonic() + 600
+        while last_complete_checkpoint(out)[0] is None:
             assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (
+                "no complete checkpoint in 600 s\n" + log.read_text()[-3000:]
+            )
             time.sleep(0.2)
         proc.send_signal(signal.SIGUSR1)
         proc.wait(timeout=300)
