@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from inference.args import DataArguments
-from leapt.config import ConfigError
+from leapt.config import ConfigError, check_at_least, warn_renamed
 
 #: the paper's evaluation sets, by eval.benchmarks registry name
 DEFAULT_BENCHMARKS = ("aime24", "aime25", "aimo25")
@@ -25,8 +24,9 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 
 @dataclass
-class GenerateArguments:
-    """Where problems come from, which traces to keep, and where the dataset goes."""
+class GenerateArguments(DataArguments):
+    """Where problems come from (the keys of ``leapt infer``), which traces to keep, and where
+    the dataset goes."""
 
     source: str = field(
         default="synthetic",
@@ -35,17 +35,9 @@ class GenerateArguments:
             "'synthetic' (seeded arithmetic) or 'builtin:easy'"
         },
     )
-    split: str = field(default="train", metadata={"help": "Hub dataset split of the source"})
-    subset: str | None = field(default=None, metadata={"help": "Hub dataset config name"})
-    columns: dict | None = field(
-        default=None,
-        metadata={"help": "column mapping onto problem/answer/options/id, e.g. problem=Question"},
-    )
-    limit: int | None = field(default=None, metadata={"help": "use only the first N problems"})
-    num_synthetic: int = field(default=8, metadata={"help": "problems made by 'synthetic'"})
-    concurrent_problems: int | None = field(
-        default=None,
-        metadata={"help": "problems in flight at once (default: the engine's, 256 // n)"},
+    output_dir: str = field(
+        default="outputs/generate",
+        metadata={"help": "dataset directory (raw traces go to OUTPUT_DIR/raw/shard-I-of-N/)"},
     )
     shard: str = field(
         default="0/1",
@@ -95,11 +87,14 @@ class GenerateArguments:
         default_factory=lambda: list(DEFAULT_BENCHMARKS),
         metadata={"help": "eval.benchmarks registry names or local json/jsonl/parquet files"},
     )
-    decontam_ngram: int = field(default=8, metadata={"help": "n-gram length in words"})
-    output_dir: str = field(
-        default="outputs/generate",
-        metadata={"help": "dataset directory (raw traces go to OUTPUT_DIR/raw/shard-I-of-N/)"},
+    local_files: dict | None = field(
+        default=None,
+        metadata={
+            "help": "replace a benchmark's Hub source by a local json/jsonl/parquet file, "
+            "e.g. aimo25=data/aimo25.jsonl (as in `leapt eval`)"
+        },
     )
+    decontam_ngram: int = field(default=8, metadata={"help": "n-gram length in words"})
     dataset_name: str = field(
         default="leapt-sft", metadata={"help": "dataset name shown on the card"}
     )
@@ -110,28 +105,43 @@ class GenerateArguments:
     private: bool = field(default=False, metadata={"help": "create the Hub repo as private"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.shard_index, self.shard_count = parse_shard(self.shard)
-        local = Path(self.source).suffix.lower() in (".json", ".jsonl", ".parquet")
-        if local and not Path(self.source).is_file():
-            raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
         if self.push_to_hub and self.shard_count > 1:
             raise ConfigError(
                 "'push_to_hub' publishes a whole dataset: leave it off for shards and run "
                 "`leapt generate merge OUTPUT_DIR --output-dir MERGED --push-to-hub REPO`"
             )
-        if self.decontam_ngram < 1:
-            raise ConfigError(f"'decontam_ngram' must be >= 1, got {self.decontam_ngram}")
-        if self.max_paths_per_problem is not None and self.max_paths_per_problem < 1:
-            raise ConfigError(
-                f"'max_paths_per_problem' must be >= 1, got {self.max_paths_per_problem}"
-            )
-        if self.filter_summary_max_tokens is not None and self.filter_summary_max_tokens < 1:
-            raise ConfigError(
-                f"'filter_summary_max_tokens' must be >= 1, got {self.filter_summary_max_tokens}"
-            )
+        check_at_least(
+            self, 1, "decontam_ngram", "max_paths_per_problem", "filter_summary_max_tokens"
+        )
         if self.decontaminate and not self.decontam_benchmarks:
             raise ConfigError("'decontaminate' is on but 'decontam_benchmarks' is empty")
-        self.data_arguments()
+        self._move_named_files()
+        from eval.benchmarks import check_local_files
+
+        check_local_files(self.local_files, exist=False)
+
+    def _move_named_files(self) -> None:
+        """Turn the deprecated ``NAME=FILE`` entries of ``decontam_benchmarks`` into
+        ``local_files`` (the mapping ``leapt eval`` takes), with a FutureWarning."""
+        local_files = dict(self.local_files or {})
+        for i, entry in enumerate(self.decontam_benchmarks):
+            name, sep, path = entry.partition("=")
+            if not sep:
+                continue
+            if name in local_files:
+                raise ConfigError(
+                    f"benchmark '{name}' has a file in both 'local_files' and "
+                    f"'decontam_benchmarks' ({entry!r}): keep only 'local_files'"
+                )
+            warn_renamed(
+                f"decontam_benchmarks: [{entry}]", f"local_files: {{{name}: {path}}}", "config"
+            )
+            local_files[name] = path
+            self.decontam_benchmarks[i] = name
+        if local_files:
+            self.local_files = local_files
 
     @property
     def checks_contamination(self) -> bool:
@@ -146,16 +156,3 @@ class GenerateArguments:
     @property
     def shard_name(self) -> str:
         return f"shard-{self.shard_index}-of-{self.shard_count}"
-
-    def data_arguments(self, output_dir: str | None = None) -> DataArguments:
-        """The engine's view of the problem source (validated there: missing files fail here)."""
-        return DataArguments(
-            problems=self.source,
-            split=self.split,
-            subset=self.subset,
-            columns=self.columns,
-            limit=self.limit,
-            num_synthetic=self.num_synthetic,
-            concurrent_problems=self.concurrent_problems,
-            output_dir=output_dir or self.output_dir,
-        )

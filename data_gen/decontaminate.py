@@ -84,34 +84,31 @@ def decontaminate(
     return clean, dropped
 
 
-def load_benchmark_problems(source: str) -> tuple[str, list[Problem]]:
+def load_benchmark_problems(
+    source: str, local_files: dict[str, str] | None = None
+) -> tuple[str, list[Problem]]:
     """``(label, problems)`` of one ``decontam_benchmarks`` entry.
 
-    An entry is an eval registry name (``aime24``), a registry name with a
-    local replacement (``aimo25=path/to/file.json``, for sets without a Hub
-    copy), or a local json/jsonl/parquet file.
+    An entry is an eval registry name (``aime24``), read from its file in
+    ``local_files`` when it has one (``aimo25``, which has no Hub copy), or a
+    local json/jsonl/parquet file.
     """
     from eval.benchmarks import load_benchmark
     from inference.args import DataArguments
     from inference.problems import load_problems
 
-    name, sep, local = source.partition("=")
-    path = local if sep else source
-    is_file = bool(sep) or Path(source).suffix.lower() in (".json", ".jsonl", ".parquet")
-    if is_file and not Path(path).is_file():
-        raise ConfigError(
-            f"benchmark file {path} does not exist (key 'decontam_benchmarks', entry {source!r})"
-        )
-    if sep:
-        return name, load_benchmark(name, local=local)
-    if is_file:
-        return source, load_problems(DataArguments(problems=source))
-    return source, load_benchmark(source)
+    if Path(source).suffix.lower() in (".json", ".jsonl", ".parquet"):
+        if not Path(source).is_file():
+            raise ConfigError(f"benchmark file {source} does not exist (key 'decontam_benchmarks')")
+        return source, load_problems(DataArguments(source=source))
+    return source, load_benchmark(source, local=(local_files or {}).get(source))
 
 
-def build_index(sources: Sequence[str], n: int) -> NgramIndex:
+def build_index(
+    sources: Sequence[str], n: int, local_files: dict[str, str] | None = None
+) -> NgramIndex:
     """An index over every benchmark in ``sources`` (registry names or local files)."""
     index = NgramIndex(n)
     for source in sources:
-        index.add(*load_benchmark_problems(source))
+        index.add(*load_benchmark_problems(source, local_files))
     return index

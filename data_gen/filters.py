@@ -20,20 +20,24 @@ from dataclasses import dataclass, field
 from inference.protocol import Protocol, load_protocol
 from inference.trace import PathRecord, Trace
 
-#: rule names in the order they are checked; also the keys of ``stats.json``
+#: rule names in the order they are checked: the switches of :class:`FilterSettings`, the
+#: ``filter_<rule>`` keys of ``leapt generate`` and the keys of ``stats.json``
 RULES: tuple[str, ...] = (
-    "ended_naturally",
-    "summaries_ok",
-    "no_protocol_imitation",
+    "natural_end",
+    "summaries",
+    "imitation",
     "peer_exchange",
     "correct",
-    "duplicate",
-    "problem_cap",
+    "duplicates",
+    "max_paths_per_problem",
 )
+#: the rules a path can fail on its own (checked even when switched off, for the counts)
+PATH_RULES = RULES[:5]
 #: ways a path can imitate the protocol (keys of ``stats.json`` counts.imitation)
 IMITATION_REASONS: tuple[str, ...] = ("comment_tag", "peer_label", "trigger", "cue", "no_peers")
-#: finishes that mean the model stopped by itself (not cut by the budget or forced to answer)
-NATURAL_FINISHES = frozenset({"think_end", "eos"})
+#: finishes that are a natural end: the model stopped by itself (not cut by the budget or
+#: forced to answer)
+NATURAL_END_FINISHES = frozenset({"think_end", "eos"})
 
 
 @dataclass(frozen=True)
@@ -113,29 +117,34 @@ def default_imitation_check() -> ImitationCheck:
 
 @dataclass
 class FilterSettings:
-    """Switches and limits of the filters (built from ``GenerateArguments``)."""
+    """Switches and limits of the filters (built from ``GenerateArguments``).
 
-    require_natural_end: bool = True
-    require_summaries_ok: bool = True
-    require_no_imitation: bool = True
-    require_peer_exchange: bool = True
-    require_correct: bool = True
-    drop_duplicates: bool = True
+    Each switch is named after its rule (:data:`RULES`): on, a path failing it is dropped.
+    """
+
+    natural_end: bool = True
+    summaries: bool = True
+    imitation: bool = True
+    peer_exchange: bool = True
+    correct: bool = True
+    duplicates: bool = True
     #: most kept paths per problem; ``None`` keeps all
     max_paths_per_problem: int | None = None
     summary_max_tokens: int = 256
     tags: Tags = field(default_factory=Tags)
-    imitation: ImitationCheck = field(default_factory=default_imitation_check)
+    imitation_check: ImitationCheck = field(default_factory=default_imitation_check)
 
     def enforced(self, rule: str) -> bool:
         """Whether a failed per-path ``rule`` drops the path."""
+        return getattr(self, rule)
+
+    def as_dict(self) -> dict:
+        """The switches and limits, for ``stats.json`` (keys as in :data:`RULES`)."""
         return {
-            "ended_naturally": self.require_natural_end,
-            "summaries_ok": self.require_summaries_ok,
-            "no_protocol_imitation": self.require_no_imitation,
-            "peer_exchange": self.require_peer_exchange,
-            "correct": self.require_correct,
-        }[rule]
+            **{rule: getattr(self, rule) for rule in (*PATH_RULES, "duplicates")},
+            "summary_max_tokens": self.summary_max_tokens,
+            "max_paths_per_problem": self.max_paths_per_problem,
+        }
 
 
 @dataclass
@@ -270,19 +279,19 @@ def path_failures(
     """
     path = trace.paths[index]
     failed = []
-    if path.finish not in NATURAL_FINISHES:
-        failed.append("ended_naturally")
-    if settings.require_summaries_ok and count_tokens is None:
+    if path.finish not in NATURAL_END_FINISHES:
+        failed.append("natural_end")
+    if settings.summaries and count_tokens is None:
         raise ValueError("the summary token cap needs a tokenizer (count_tokens)")
     if count_tokens is not None:
         for summary in find_summaries(path, settings.tags):
             # the cap bounds what the model wrote, as the engine's summary budget does
             if not summary.closed or count_tokens(summary.written) > settings.summary_max_tokens:
-                failed.append("summaries_ok")
+                failed.append("summaries")
                 break
-    imitation = settings.imitation.reason(path)
+    imitation = settings.imitation_check.reason(path)
     if imitation is not None:
-        failed.append("no_protocol_imitation")
+        failed.append("imitation")
     if not has_peer_exchange(trace, index):
         failed.append("peer_exchange")
     if path.correct is not True:
@@ -317,15 +326,15 @@ def filter_trace(
             result.dropped[failed[0]] += 1
             continue
         text = path.completion()
-        if settings.drop_duplicates and text in seen:
-            result.dropped["duplicate"] += 1
-            result.failures["duplicate"] += 1
+        if settings.duplicates and text in seen:
+            result.dropped["duplicates"] += 1
+            result.failures["duplicates"] += 1
             continue
         seen.add(text)
         cap = settings.max_paths_per_problem
         if cap is not None and kept_here >= cap:
-            result.dropped["problem_cap"] += 1
-            result.failures["problem_cap"] += 1
+            result.dropped["max_paths_per_problem"] += 1
+            result.failures["max_paths_per_problem"] += 1
             continue
         kept_here += 1
         result.kept.append((trace, index))

@@ -69,16 +69,16 @@ def shard_of(problem_id: str, count: int) -> int:
 def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol: Protocol):
     """FilterSettings from the config; the summary cap defaults to the engine's."""
     return FilterSettings(
-        require_natural_end=args.filter_natural_end,
-        require_summaries_ok=args.filter_summaries,
-        require_no_imitation=args.filter_imitation,
-        require_peer_exchange=args.filter_peer_exchange,
-        require_correct=args.filter_correct,
-        drop_duplicates=args.filter_duplicates,
+        natural_end=args.filter_natural_end,
+        summaries=args.filter_summaries,
+        imitation=args.filter_imitation,
+        peer_exchange=args.filter_peer_exchange,
+        correct=args.filter_correct,
+        duplicates=args.filter_duplicates,
         max_paths_per_problem=args.max_paths_per_problem,
         summary_max_tokens=args.filter_summary_max_tokens or leap_args.summary_max_tokens,
         tags=Tags(protocol.summary_open, protocol.summary_close),
-        imitation=ImitationCheck.from_protocol(protocol),
+        imitation_check=ImitationCheck.from_protocol(protocol),
     )
 
 
@@ -138,11 +138,11 @@ def harvest(
 
     protocol = load_protocol(leap_args.protocol)
     # a bad column mapping fails here, before any model loads; ids are unique (checked there)
-    problems = load_problems(args.data_arguments(), seed=leap_args.seed)
+    problems = load_problems(args, seed=leap_args.seed)
     mine = [p for p in problems if shard_of(p.id, args.shard_count) == args.shard_index]
     decon_report: list[dict] = []
     if args.checks_contamination:
-        index = build_index(args.decontam_benchmarks, args.decontam_ngram)
+        index = build_index(args.decontam_benchmarks, args.decontam_ngram, args.local_files)
         mine, dropped = decontaminate(mine, index)
         decon_report = [d.to_dict() for d in dropped]
     wanted = {p.id for p in mine}
@@ -188,7 +188,9 @@ def harvest(
     check = PromptCheck(protocol, tokenizer, leap_args.task)
     rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
     teacher = traces[0].model if traces else model_args.model
-    stats = build_stats(args, leap_args, teacher, len(wanted), decon_report, result, protocol)
+    stats = build_stats(
+        args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
+    )
     dataset_dir = out if args.shard_count == 1 else out / args.shard_name
     write_dataset(dataset_dir, rows, stats, args.dataset_name)
     if args.push_to_hub:
@@ -205,6 +207,7 @@ def build_stats(
     harvested: int,
     decon_report: list[dict],
     result: FilterResult,
+    settings: FilterSettings,
     protocol: Protocol,
 ) -> dict:
     """``stats.json``: what made the data (for the card) and what every filter dropped.
@@ -225,20 +228,12 @@ def build_stats(
             "summary_close": protocol.summary_close,
             **dataclasses.asdict(protocol),
         },
-        "filters": {
-            "natural_end": args.filter_natural_end,
-            "summaries_closed_under_cap": args.filter_summaries,
-            "no_protocol_imitation": args.filter_imitation,
-            "summary_max_tokens": args.filter_summary_max_tokens or leap_args.summary_max_tokens,
-            "peer_exchange": args.filter_peer_exchange,
-            "correct": args.filter_correct,
-            "duplicates": args.filter_duplicates,
-            "max_paths_per_problem": args.max_paths_per_problem,
-        },
+        "filters": settings.as_dict(),
         "decontamination": {
             "enabled": checked,
             "ngram": args.decontam_ngram,
             "benchmarks": list(args.decontam_benchmarks) if checked else [],
+            "local_files": dict(args.local_files or {}) if checked else {},
             "checked": harvested + len(decon_report) if checked else 0,
             "dropped": len(decon_report),
             "dropped_problems": decon_report,

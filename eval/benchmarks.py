@@ -1,8 +1,8 @@
 """The benchmarks of the LeaP paper: where each lives on the Hub and how its columns map.
 
-Every entry can be replaced by a local json/jsonl/parquet file (``local=``,
-``leapt eval --local_files name=PATH``), read by the same
-``inference.problems.load_problems`` as ``leapt infer``; a local file uses the
+Every entry can be replaced by a local json/jsonl/parquet file (``local=``;
+the ``local_files`` mapping of ``leapt eval`` and ``leapt generate``), read by the
+same ``inference.problems.load_problems`` as ``leapt infer``; a local file uses the
 canonical columns ``problem``, ``answer`` and optionally ``id`` and ``options``.
 
 Multiple choice (GPQA Diamond): options are shuffled deterministically per
@@ -17,32 +17,32 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eval.grading import choice_letter, shuffle_options
 from inference.args import DataArguments
 from inference.problems import Problem, load_problems
-from leapt.config import ConfigError
+from leapt.config import ConfigError, check_choice
 
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One registry entry: Hub location, column mapping, answer format, paper defaults."""
+    """One registry entry: where its problems come from, how its columns map, its answer format."""
 
     name: str
     task: str
-    hub_id: str | None
+    #: Hub dataset id, or a built-in source (``synthetic``, ``builtin:easy``); None: local file only
+    source: str | None
     split: str = "train"
     subset: str | None = None
     #: Hub column names mapped onto problem/answer/id (as for ``leapt infer --columns``)
     columns: dict[str, str] = field(default_factory=dict)
     #: choice benchmarks stored one option per column: the correct one first
     option_columns: tuple[str, ...] = ()
-    #: paths per problem in the paper
-    n: int = 32
-    size: int | None = None
     note: str = ""
-    #: generator seed of a ``synthetic`` source (its problems are made, not downloaded)
+    #: seed and count of a ``synthetic`` source (its problems are made, not downloaded)
     problem_seed: int = 0
+    num_synthetic: int = 8
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -53,7 +53,6 @@ BENCHMARKS: dict[str, Benchmark] = {
             "math",
             "HuggingFaceH4/aime_2024",
             columns={"problem": "problem", "answer": "answer", "id": "id"},
-            size=30,
             note="AIME 2024 I+II",
         ),
         Benchmark(
@@ -61,14 +60,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "math",
             "yentinglin/aime_2025",
             columns={"problem": "problem", "answer": "answer", "id": "id"},
-            size=30,
             note="AIME 2025 I+II",
         ),
         Benchmark(
             "aimo25",
             "math",
             None,
-            size=10,
             note="the 10 public reference problems of the AIMO Progress Prize 2 (Kaggle); no "
             "canonical Hub copy exists, so pass a local file with problem/answer[/id] columns",
         ),
@@ -84,33 +81,26 @@ BENCHMARKS: dict[str, Benchmark] = {
                 "Incorrect Answer 2",
                 "Incorrect Answer 3",
             ),
-            n=8,
-            size=198,
             note="gated: accept the terms on the Hub and set HF_TOKEN",
         ),
         Benchmark(
             "builtin_easy",
             "math",
             "builtin:easy",
-            n=4,
-            size=4,
             note="four one-step word problems shipped with leapt, for smoke runs",
         ),
         Benchmark(
             "synthetic",
             "math",
             "synthetic",
-            n=4,
-            size=8,
             note="eight seeded two-step arithmetic problems, for smoke runs",
         ),
         Benchmark(
             "synthetic_heldout",
             "math",
             "synthetic",
-            n=4,
-            size=64,
             problem_seed=1_000_003,
+            num_synthetic=64,
             note="64 seeded two-step arithmetic problems from their own seed, held out from "
             "`leapt generate --source synthetic` data (decontaminate against it to prove it)",
         ),
@@ -118,13 +108,29 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def get_benchmark(name: str) -> Benchmark:
-    """The registry entry ``name``, or a ConfigError listing the valid names."""
-    if name not in BENCHMARKS:
-        raise ConfigError(
-            f"unknown benchmark '{name}' (choose from {', '.join(sorted(BENCHMARKS))})"
-        )
+def get_benchmark(name: str, key: str = "benchmarks") -> Benchmark:
+    """The registry entry ``name``, or a ConfigError naming ``key`` and the valid names."""
+    check_choice(key, name, sorted(BENCHMARKS), what="benchmark")
     return BENCHMARKS[name]
+
+
+def check_local_files(local_files: dict | None, exist: bool = True) -> None:
+    """Refuse a ``local_files`` entry for an unknown benchmark or (``exist``) a missing file.
+
+    ``leapt generate`` checks the files only when it reads them, before any model
+    loads, so its shipped configs parse on a machine without the data.
+    """
+    for name, path in (local_files or {}).items():
+        get_benchmark(name, key="local_files")  # entries for unselected benchmarks are allowed
+        if exist:
+            _require_local_file(name, path)
+
+
+def _require_local_file(name: str, path: str) -> None:
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"local file {path} for benchmark '{name}' does not exist (key 'local_files')"
+        )
 
 
 def load_benchmark(
@@ -133,20 +139,21 @@ def load_benchmark(
     """Problems of benchmark ``name`` from the Hub, or from the local file ``local``."""
     bench = get_benchmark(name)
     if local is not None:
-        problems = load_problems(DataArguments(problems=str(local), limit=limit))
-    elif bench.hub_id is None:
+        _require_local_file(name, local)
+        problems = load_problems(DataArguments(source=str(local), limit=limit))
+    elif bench.source is None:
         raise ConfigError(f"benchmark '{name}' has no Hub source: {bench.note} (key 'local_files')")
     elif bench.option_columns:
         problems = _hub_choice_problems(bench, limit)
     else:
         problems = load_problems(
             DataArguments(
-                problems=bench.hub_id,
+                source=bench.source,
                 split=bench.split,
                 subset=bench.subset,
                 columns=dict(bench.columns),
                 limit=limit,
-                num_synthetic=bench.size or 8,
+                num_synthetic=bench.num_synthetic,
             ),
             seed=bench.problem_seed,
         )
@@ -164,16 +171,16 @@ def _hub_choice_problems(bench: Benchmark, limit: int | None) -> list[Problem]:
     from datasets import load_dataset
 
     try:
-        rows = load_dataset(bench.hub_id, bench.subset, split=bench.split)
+        rows = load_dataset(bench.source, bench.subset, split=bench.split)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
-            f"cannot load benchmark '{bench.name}' ({bench.hub_id}): {first}"
+            f"cannot load benchmark '{bench.name}' ({bench.source}): {first}"
         ) from exc
     wanted = [bench.columns["problem"], *bench.option_columns]
     missing = [c for c in wanted if c not in rows.column_names]
     if missing:
-        raise ConfigError(f"column '{missing[0]}' missing in {bench.hub_id} ({bench.subset})")
+        raise ConfigError(f"column '{missing[0]}' missing in {bench.source} ({bench.subset})")
     id_col = bench.columns.get("id")
     problems = []
     for i, row in enumerate(rows):

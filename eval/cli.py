@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.args import METHODS, LeapArguments, ModelArguments
-from leapt.config import ConfigError, parse_config
+from leapt.config import ConfigError, check_at_least, check_choice, parse_config
 
 
 @dataclass
@@ -66,37 +66,24 @@ class EvalArguments:
     )
 
     def __post_init__(self) -> None:
-        from eval.benchmarks import BENCHMARKS
+        from eval.benchmarks import check_local_files, get_benchmark
 
         for name in self.benchmarks:
-            if name not in BENCHMARKS:
-                raise ConfigError(
-                    f"unknown benchmark '{name}' (key 'benchmarks'; "
-                    f"choose from {', '.join(sorted(BENCHMARKS))})"
-                )
+            get_benchmark(name)
         for method in self.methods:
-            if method not in METHODS:
-                raise ConfigError(
-                    f"unknown method '{method}' (key 'methods'; choose from {', '.join(METHODS)})"
-                )
+            check_choice("methods", method, METHODS, what="method")
         if not self.benchmarks or not self.methods:
             raise ConfigError("'benchmarks' and 'methods' must each name at least one entry")
-        for key in ("local_files", "n_per_benchmark"):
-            for name in getattr(self, key) or {}:
-                if name not in BENCHMARKS:  # entries for unselected benchmarks are allowed
-                    raise ConfigError(f"'{key}' names unknown benchmark '{name}'")
-        for name, path in (self.local_files or {}).items():
-            if not Path(path).is_file():
-                raise ConfigError(f"local file {path} for benchmark '{name}' does not exist")
+        check_local_files(self.local_files)
         for name, n in (self.n_per_benchmark or {}).items():
+            get_benchmark(name, key="n_per_benchmark")  # unselected benchmarks are allowed
             try:
                 value = int(n)
             except (TypeError, ValueError):
                 value = 0
             if value < 1:
                 raise ConfigError(f"'n_per_benchmark' for '{name}' must be an integer >= 1")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"'limit' must be >= 1, got {self.limit}")
+        check_at_least(self, 1, "limit")
         if self.seeds is not None and (
             not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0
         ):

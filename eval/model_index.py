@@ -95,11 +95,11 @@ def eval_results(runs: list[MeasuredRun]) -> list:
         )
         common = {
             "task_type": "text-generation",
-            "dataset_type": bench.hub_id if bench and bench.hub_id else run.benchmark,
+            "dataset_type": bench.source if bench and bench.source else run.benchmark,
             "dataset_name": run.benchmark,
             "metric_args": {**s, "problems": run.problems},
         }
-        if bench and bench.hub_id:
+        if bench and bench.source:
             common["dataset_split"] = bench.split
             if bench.subset:
                 common["dataset_config"] = bench.subset

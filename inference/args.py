@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from inference.methods import METHOD_MODULES
 from inference.routing import ROUTER_NAMES
-from leapt.config import ConfigError
+from leapt.config import ConfigError, check_at_least, check_choice
 
 METHODS = tuple(METHOD_MODULES)
 #: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
@@ -82,17 +83,12 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"unknown backend '{self.backend}' (key 'backend'; choose from {', '.join(BACKENDS)})"
-            )
+        check_choice("backend", self.backend, BACKENDS)
         if self.backend != "openai" and self.model != EMBEDDED_MODEL:
             looks_local = self.model.startswith((".", "/", "~")) or Path(self.model).exists()
             if looks_local and not Path(self.model).expanduser().is_dir():
                 raise ConfigError(f"model folder {self.model} does not exist (key 'model')")
-        for key in ("hf_batch_size", "tensor_parallel_size", "data_parallel_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
+        check_at_least(self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size")
         if self.backend == "vllm":
             check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
 
@@ -177,33 +173,14 @@ class LeapArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(
-                f"unknown method '{self.method}' (key 'method'; choose from {', '.join(METHODS)})"
-            )
-        if self.router not in ROUTER_NAMES:
-            raise ConfigError(
-                f"unknown router '{self.router}' (key 'router'; choose from {', '.join(ROUTER_NAMES)})"
-            )
-        if self.n < 1:
-            raise ConfigError(f"'n' must be >= 1, got {self.n}")
-        if self.T <= 0:
-            raise ConfigError(f"'T' must be > 0, got {self.T}")
+        check_choice("method", self.method, METHODS)
+        check_choice("router", self.router, ROUTER_NAMES)
+        check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
+        check_at_least(self, 0, "forced_answer_tokens")
         if self.method in ROUTED_METHODS and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
                 "a path never reads its own summary"
-            )
-        if self.moa_layers < 1:
-            raise ConfigError(f"'moa_layers' must be >= 1, got {self.moa_layers}")
-        if self.top_k < 1:
-            raise ConfigError(f"'top_k' must be >= 1, got {self.top_k}")
-        for key in ("summary_max_tokens", "max_tokens"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"'{key}' must be >= 1, got {getattr(self, key)}")
-        if self.forced_answer_tokens < 0:
-            raise ConfigError(
-                f"'forced_answer_tokens' must be >= 0, got {self.forced_answer_tokens}"
             )
         if self.temperature < 0:
             raise ConfigError(f"'temperature' must be >= 0, got {self.temperature}")
@@ -215,8 +192,7 @@ class LeapArguments:
             raise ConfigError(
                 f"'announce' must be auto, true or false, got '{self.announce}' (key 'announce')"
             )
-        if self.task not in ("math", "choice"):
-            raise ConfigError(f"unknown task '{self.task}' (key 'task'; choose math or choice)")
+        check_choice("task", self.task, ("math", "choice"))
         if self.protocol is not None and not Path(self.protocol).is_file():
             raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")
 
@@ -225,7 +201,10 @@ class LeapArguments:
 class DataArguments:
     """Where problems come from and where traces go."""
 
-    problems: str = field(
+    #: old key names still accepted (leapt.config)
+    renamed_keys: ClassVar[dict[str, str]] = {"problems": "source"}
+
+    source: str = field(
         default="builtin:easy",
         metadata={
             "help": "local .json/.jsonl/.parquet file, a Hub dataset id, 'builtin:easy' "
@@ -252,12 +231,9 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
-        builtin = self.problems.startswith("builtin:") or self.problems == "synthetic"
-        suffix = Path(self.problems).suffix.lower()
+        builtin = self.source.startswith("builtin:") or self.source == "synthetic"
+        suffix = Path(self.source).suffix.lower()
         local = not builtin and suffix in (".json", ".jsonl", ".parquet")
-        if local and not Path(self.problems).is_file():
-            raise ConfigError(f"problems file {self.problems} does not exist (key 'problems')")
-        if self.concurrent_problems is not None and self.concurrent_problems < 1:
-            raise ConfigError(f"'concurrent_problems' must be >= 1, got {self.concurrent_problems}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"'limit' must be >= 1, got {self.limit}")
+        if local and not Path(self.source).is_file():
+            raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
+        check_at_least(self, 1, "concurrent_problems", "limit")

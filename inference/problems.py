@@ -66,14 +66,14 @@ def synthetic_problems(n: int, seed: int) -> list[Problem]:
 
 def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
     """All problems named by ``data_args`` (after ``limit``)."""
-    source = data_args.problems
+    source = data_args.source
     if source == "builtin:easy":
         problems = [Problem(**vars(p)) for p in EASY_PROBLEMS]
     elif source == "synthetic":
         problems = synthetic_problems(data_args.num_synthetic, seed)
     elif source.startswith("builtin:"):
         raise ConfigError(
-            f"unknown built-in problem set '{source}' (key 'problems'; use builtin:easy)"
+            f"unknown built-in problem set '{source}' (key 'source'; use builtin:easy)"
         )
     else:
         rows = _read_rows(data_args)
@@ -88,7 +88,7 @@ def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
 
 
 def _read_rows(data_args: DataArguments) -> list[dict[str, Any]]:
-    path = Path(data_args.problems)
+    path = Path(data_args.source)
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl", ".parquet") or path.exists():
         try:
@@ -116,10 +116,10 @@ def _hub_rows(data_args: DataArguments) -> list[dict[str, Any]]:
     from datasets import load_dataset
 
     try:
-        ds = load_dataset(data_args.problems, data_args.subset, split=data_args.split)
+        ds = load_dataset(data_args.source, data_args.subset, split=data_args.split)
     except Exception as exc:
         raise ConfigError(
-            f"cannot load dataset '{data_args.problems}' (key 'problems'): {str(exc).splitlines()[0]}"
+            f"cannot load dataset '{data_args.source}' (key 'source'): {str(exc).splitlines()[0]}"
         ) from exc
     return list(ds)
 

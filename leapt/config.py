@@ -6,6 +6,11 @@ into an argparse parser with generated ``--help`` (the same mechanism TRL's
 so anything on the command line wins.  Unknown YAML keys and invalid values are
 reported as :class:`ConfigError`, which the CLI turns into a one-line message
 and exit code 2 *before* any model is loaded.
+
+A key that was renamed stays accepted under its old name, in a YAML file and
+on the command line, with a ``FutureWarning`` naming the new key (as
+transformers does for its renamed ``TrainingArguments``): a dataclass lists
+them in a ``renamed_keys`` class attribute, ``{old: new}``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,81 @@ import yaml
 
 class ConfigError(ValueError):
     """A user-facing configuration problem; the message names the key or file."""
+
+
+def check_at_least(obj: Any, minimum: int, *keys: str) -> None:
+    """Refuse a value of ``keys`` of ``obj`` below ``minimum``; ``None`` (unset) passes."""
+    for key in keys:
+        value = getattr(obj, key)
+        if value is not None and value < minimum:
+            raise ConfigError(f"'{key}' must be >= {minimum}, got {value}")
+
+
+def check_choice(key: str, value: str, choices: Iterable[str], what: str | None = None) -> None:
+    """Refuse a ``value`` of ``key`` outside ``choices``, listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"unknown {what or key} '{value}' (key '{key}'; choose from {', '.join(choices)})"
+        )
+
+
+def warn_renamed(old: str, new: str, where: str) -> None:
+    """One line saying that ``old`` (in the config file or on the command line ``where``)
+    is deprecated in favour of ``new``; reported at ``where``, not at this source line."""
+    warnings.warn_explicit(
+        f"'{old}' is deprecated and will be removed in a future release; use '{new}' instead",
+        FutureWarning,
+        filename=where,
+        lineno=0,
+    )
+
+
+def renamed_keys(dataclass_types: Sequence[type]) -> dict[str, str]:
+    """``{old: new}`` of every renamed key of ``dataclass_types``."""
+    return {
+        old: new for dc in dataclass_types for old, new in getattr(dc, "renamed_keys", {}).items()
+    }
+
+
+def rename_config_keys(data: dict[str, Any], renamed: dict[str, str], where: str) -> dict[str, Any]:
+    """``data`` with old key names replaced by the new ones; both at once is an error."""
+    data = dict(data)
+    for old, new in renamed.items():
+        if old in data:
+            if new in data:
+                raise ConfigError(
+                    f"{where} sets both '{old}' and '{new}': keep only '{new}' "
+                    f"('{old}' is its deprecated name)"
+                )
+            warn_renamed(old, new, where)
+            data[new] = data.pop(old)
+    return data
+
+
+def rename_flags(argv: Sequence[str], renamed: dict[str, str]) -> list[str]:
+    """Command-line ``argv`` with ``--old`` / ``--old=value`` spelled ``--new``."""
+
+    def key(arg: str) -> str | None:
+        flag = arg.partition("=")[0]
+        return flag[2:].replace("-", "_") if flag.startswith("--") else None
+
+    given = {key(arg) for arg in argv}
+    out = []
+    for arg in argv:
+        old = key(arg)
+        if old in renamed:
+            new = renamed[old]
+            if new in given:
+                raise ConfigError(
+                    f"both --{old} and --{new} given: keep only --{new} "
+                    f"(--{old} is its deprecated name)"
+                )
+            warn_renamed(f"--{old}", f"--{new}", "command line")
+            flag, eq, value = arg.partition("=")
+            arg = f"--{new}{eq}{value}"
+        out.append(arg)
+    return out
 
 
 def parse_mapping(value: str | dict | None) -> dict[str, str] | None:
@@ -101,11 +183,15 @@ def parse_config(
     dataclass's ``__post_init__``; argparse itself exits with code 2 on bad flags.
     """
     parser = build_parser(dataclass_types, prog, description)
+    renamed = renamed_keys(dataclass_types)
+    if argv is None:
+        argv = sys.argv[1:]
+    argv = rename_flags(argv, renamed)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
-    known, _ = pre.parse_known_args(list(argv) if argv is not None else None)
+    known, _ = pre.parse_known_args(argv)
     if known.config:
-        data = load_yaml(known.config)
+        data = rename_config_keys(load_yaml(known.config), renamed, str(known.config))
         valid = {f.name for dc in dataclass_types for f in dataclasses.fields(dc) if f.init}
         unknown = sorted(set(data) - valid)
         if unknown:

@@ -29,7 +29,7 @@ LEAP = {
     "n": 3, "top_k": 1, "T": 10, "max_tokens": 24,
     "summary_max_tokens": 6, "forced_answer_tokens": 3, "seed": 3,
 }  # fmt: skip
-PROBLEMS = {"problems": "synthetic", "num_synthetic": 2}
+PROBLEMS = {"source": "synthetic", "num_synthetic": 2}
 
 
 def run_tiny(model_args, out, backend=None) -> dict[str, Trace]:

@@ -92,7 +92,7 @@ def cases(tmp: Path, out: dict[str, Path], tiny_model: Path) -> list[tuple[list[
     absent = tmp / "absent.jsonl"
     unreachable = f"http://127.0.0.1:{free_port()}/v1"
 
-    infer = ["infer", "--output_dir", str(out["infer"]), "--problems", str(good)]
+    infer = ["infer", "--output_dir", str(out["infer"]), "--source", str(good)]
     evaluate = ["eval", "--output_dir", str(out["eval"]), "--local_files", f"aime24={FIXTURE}"]
     generate = ["generate", "--output_dir", str(out["generate"])]
     train = ["train", "--config", str(SMOKE_RECIPE), "--output_dir", str(out["train"])]
@@ -106,9 +106,9 @@ def cases(tmp: Path, out: dict[str, Path], tiny_model: Path) -> list[tuple[list[
         ([*infer, "--n", "4", "--top_k", "4"], "'top_k'"),
         ([*infer, "--T", "0"], "'T'"),
         ([*infer, "--config", str(unknown_key)], "'temprature'"),
-        ([*infer, "--problems", str(no_column)], "column 'problem'"),
-        ([*infer, "--problems", str(broken)], str(broken)),
-        ([*infer, "--problems", str(absent)], str(absent)),
+        ([*infer, "--source", str(no_column)], "column 'problem'"),
+        ([*infer, "--source", str(broken)], str(broken)),
+        ([*infer, "--source", str(absent)], str(absent)),
         ([*infer, "--model", str(tmp / "no-such-model")], "no-such-model"),
         ([*infer, "--protocol", str(tmp / "no-proto.yaml")], "no-proto.yaml"),
         (

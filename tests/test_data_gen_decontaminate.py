@@ -78,7 +78,7 @@ def test_registry_name_with_a_local_replacement_labels_drops_by_name(reference_d
     import json
 
     aimo = json.loads((reference_data / "aimo_2025.json").read_text())
-    index = build_index([f"aimo25={reference_data / 'aimo_2025.json'}"], n=8)
+    index = build_index(["aimo25"], n=8, local_files={"aimo25": reference_data / "aimo_2025.json"})
     leaked = Problem(id="x", problem=aimo[0]["problem"], answer=str(aimo[0]["answer"]))
     (hit,) = decontaminate([leaked], index)[1]
     assert (hit.benchmark, hit.benchmark_id) == ("aimo25", str(aimo[0]["id"]))
@@ -87,6 +87,7 @@ def test_registry_name_with_a_local_replacement_labels_drops_by_name(reference_d
 def test_missing_benchmark_file_names_the_key(tmp_path):
     from leapt.config import ConfigError
 
-    for entry in (str(tmp_path / "nope.json"), f"aimo25={tmp_path / 'nope.json'}"):
-        with pytest.raises(ConfigError, match="decontam_benchmarks"):
-            build_index([entry], n=8)
+    with pytest.raises(ConfigError, match="decontam_benchmarks"):
+        build_index([str(tmp_path / "nope.json")], n=8)
+    with pytest.raises(ConfigError, match="local_files"):
+        build_index(["aimo25"], n=8, local_files={"aimo25": str(tmp_path / "nope.json")})

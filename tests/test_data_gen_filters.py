@@ -74,7 +74,7 @@ def test_wrong_answer_is_dropped_unless_switched_off():
     kept, stats = run(trace)
     assert kept == [0]
     assert stats["dropped"]["correct"] == 1
-    assert run(trace, require_correct=False)[0] == [0, 1]
+    assert run(trace, correct=False)[0] == [0, 1]
 
 
 def test_ungraded_path_is_not_counted_as_correct():
@@ -89,8 +89,8 @@ def test_cut_or_forced_ending_is_dropped(finish):
     path.finish = finish
     kept, stats = run(trace_of(good_path(), path))
     assert kept == [0]
-    assert stats["dropped"]["ended_naturally"] == 1
-    assert run(trace_of(good_path(), path), require_natural_end=False)[0] == [0, 1]
+    assert stats["dropped"]["natural_end"] == 1
+    assert run(trace_of(good_path(), path), natural_end=False)[0] == [0, 1]
 
 
 def test_eos_ending_is_natural():
@@ -105,7 +105,7 @@ def test_summary_closed_by_engine_is_dropped():
     assert [s.closed for s in find_summaries(path, Tags())] == [False]
     kept, stats = run(trace_of(good_path(), path))
     assert kept == [0]
-    assert stats["dropped"]["summaries_ok"] == 1
+    assert stats["dropped"]["summaries"] == 1
 
 
 def test_summary_over_the_token_cap_is_dropped():
@@ -140,7 +140,7 @@ def test_path_without_peer_exchange_is_dropped():
     kept, stats = run(trace_of(good_path(), lonely, routing=routing))
     assert kept == [0]
     assert stats["dropped"]["peer_exchange"] == 1
-    assert run(trace_of(good_path(), lonely, routing=routing), require_peer_exchange=False)[0] == [
+    assert run(trace_of(good_path(), lonely, routing=routing), peer_exchange=False)[0] == [
         0,
         1,
     ]
@@ -149,8 +149,8 @@ def test_path_without_peer_exchange_is_dropped():
 def test_exact_duplicates_within_a_problem_are_dropped():
     kept, stats = run(trace_of(good_path(), good_path(), good_path(summary=" x </summarize>")))
     assert kept == [0, 2]
-    assert stats["dropped"]["duplicate"] == 1
-    assert run(trace_of(good_path(), good_path()), drop_duplicates=False)[0] == [0, 1]
+    assert stats["dropped"]["duplicates"] == 1
+    assert run(trace_of(good_path(), good_path()), duplicates=False)[0] == [0, 1]
 
 
 def test_per_problem_cap_keeps_the_lowest_path_indices():
@@ -158,7 +158,7 @@ def test_per_problem_cap_keeps_the_lowest_path_indices():
     paths[0].correct = False
     kept, stats = run(trace_of(*paths), max_paths_per_problem=2)
     assert kept == [1, 2]
-    assert stats["dropped"] == {**stats["dropped"], "correct": 1, "problem_cap": 1}
+    assert stats["dropped"] == {**stats["dropped"], "correct": 1, "max_paths_per_problem": 1}
 
 
 def test_drop_counts_use_the_first_failed_rule_and_add_up():
@@ -166,7 +166,7 @@ def test_drop_counts_use_the_first_failed_rule_and_add_up():
     bad.finish = "budget"
     result = filter_traces([trace_of(good_path(), bad)], FilterSettings(), count_words)
     stats = result.stats()
-    assert stats["dropped"]["ended_naturally"] == 1 and stats["dropped"]["correct"] == 0
+    assert stats["dropped"]["natural_end"] == 1 and stats["dropped"]["correct"] == 0
     assert stats["rule_failures"]["correct"] == 1
     assert stats["kept"] + sum(stats["dropped"].values()) == stats["paths"]
 
@@ -179,11 +179,9 @@ def test_summary_rule_needs_a_token_counter():
 def test_switched_off_rules_are_reported_but_do_not_drop():
     wrong = good_path(answer="41")
     wrong.finish = "budget"
-    kept, stats = run(
-        trace_of(good_path(), wrong), require_correct=False, require_natural_end=False
-    )
+    kept, stats = run(trace_of(good_path(), wrong), correct=False, natural_end=False)
     assert kept == [0, 1]
-    assert stats["rule_failures"]["correct"] == 1 and stats["rule_failures"]["ended_naturally"] == 1
+    assert stats["rule_failures"]["correct"] == 1 and stats["rule_failures"]["natural_end"] == 1
     assert sum(stats["dropped"].values()) == 0
 
 
@@ -221,10 +219,10 @@ def protocol_copy(text: str) -> PathRecord:
 def test_paths_imitating_the_protocol_are_dropped_by_reason(text, reason):
     kept, stats = run(trace_of(good_path(), protocol_copy(text)))
     assert kept == [0]
-    assert stats["dropped"]["no_protocol_imitation"] == 1
+    assert stats["dropped"]["imitation"] == 1
     assert stats["imitation"] == {**dict.fromkeys(IMITATION_REASONS, 0), reason: 1}
-    both = run(trace_of(good_path(), protocol_copy(text)), require_no_imitation=False)
-    assert both[0] == [0, 1] and both[1]["rule_failures"]["no_protocol_imitation"] == 1
+    both = run(trace_of(good_path(), protocol_copy(text)), imitation=False)
+    assert both[0] == [0, 1] and both[1]["rule_failures"]["imitation"] == 1
 
 
 def test_own_words_about_peers_and_self_opened_summaries_are_not_imitation():
@@ -236,7 +234,7 @@ def test_own_words_about_peers_and_self_opened_summaries_are_not_imitation():
 
 def test_imitation_uses_the_wording_of_the_runs_protocol():
     custom = dataclasses.replace(PROTO, comment_tag="notes", peer_label="Friend {i}")
-    settings = {"imitation": ImitationCheck.from_protocol(custom)}
+    settings = {"imitation_check": ImitationCheck.from_protocol(custom)}
     assert run(trace_of(protocol_copy(" Friend 3: 41")), **settings)[0] == []
     assert run(trace_of(protocol_copy(" <notes> x")), **settings)[0] == []
     assert run(trace_of(protocol_copy(" <comment> x")), **settings)[0] == [0]

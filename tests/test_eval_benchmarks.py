@@ -12,7 +12,9 @@ from leapt.config import ConfigError
 
 def test_registry_has_the_paper_benchmarks():
     assert set(BENCHMARKS) >= {"aime24", "aime25", "aimo25", "gpqa_diamond"}
-    assert BENCHMARKS["gpqa_diamond"].task == "choice" and BENCHMARKS["gpqa_diamond"].n == 8
+    # GPQA is graded by letter: its gold option is the "Correct Answer" column, gathered first
+    assert BENCHMARKS["gpqa_diamond"].task == "choice"
+    assert BENCHMARKS["gpqa_diamond"].option_columns[0] == "Correct Answer"
     assert BENCHMARKS["gpqa_diamond"].subset == "gpqa_diamond"
     assert all(BENCHMARKS[b].task == "math" for b in ("aime24", "aime25", "aimo25"))
 

@@ -206,7 +206,7 @@ def infer(tmp_path, tiny_model_dir, name, *extra):
     )
     argv = [
         "infer", "--model", str(tiny_model_dir), "--output_dir", str(out),
-        "--problems", str(problems), "--n", "2", "--top_k", "1", "--T", "12",
+        "--source", str(problems), "--n", "2", "--top_k", "1", "--T", "12",
         "--max_tokens", "30", "--summary_max_tokens", "6", "--forced_answer_tokens", "3",
         *extra,
     ]  # fmt: skip
@@ -262,7 +262,7 @@ def test_context_check_warns_or_refuses_before_the_model_loads(tmp_path, tiny_mo
     small = ["--max_model_len", "200", "--max_tokens", "4000", "--T", "500"]
     problems = tmp_path / "p.jsonl"
     problems.write_text(json.dumps({"problem": "1 + 1?", "answer": "2"}) + "\n")
-    base = ["infer", "--model", str(tiny_model_dir), "--problems", str(problems)]
+    base = ["infer", "--model", str(tiny_model_dir), "--source", str(problems)]
     rc = main([*base, "--output_dir", str(tmp_path / "strict"), *small, "--strict", "true"])
     assert rc == 2
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from tests.trace_shape import check_trace, trace_shape
 TINY_RUN = [
     "--n", "3", "--top_k", "1", "--T", "10", "--max_tokens", "24",
     "--summary_max_tokens", "6", "--forced_answer_tokens", "3",
-    "--problems", "synthetic", "--num_synthetic", "2", "--seed", "3",
+    "--source", "synthetic", "--num_synthetic", "2", "--seed", "3",
 ]  # fmt: skip
 
 

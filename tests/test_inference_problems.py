@@ -29,24 +29,24 @@ def test_local_files_with_column_mapping(tmp_path, suffix):
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(ROWS), path)
-    problems = load_problems(DataArguments(problems=str(path), columns=MAPPING))
+    problems = load_problems(DataArguments(source=str(path), columns=MAPPING))
     assert [(p.id, p.problem, p.answer) for p in problems] == [
         ("a", "1 + 1?", "2"),
         ("b", "2 + 2?", "4"),
     ]
     assert problems[1].options == ["4", "5", "6", "7"]
-    assert len(load_problems(DataArguments(problems=str(path), columns=MAPPING, limit=1))) == 1
+    assert len(load_problems(DataArguments(source=str(path), columns=MAPPING, limit=1))) == 1
 
 
 def test_missing_column_names_it(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"question": "x", "answer": "1"}) + "\n")
     with pytest.raises(ConfigError, match="column 'problem'"):
-        load_problems(DataArguments(problems=str(path)))
+        load_problems(DataArguments(source=str(path)))
 
 
 def test_builtin_and_synthetic_sets():
-    easy = load_problems(DataArguments(problems="builtin:easy"))
+    easy = load_problems(DataArguments(source="builtin:easy"))
     assert len(easy) >= 3 and all(p.answer.isdigit() for p in easy)
     first, again = synthetic_problems(5, seed=1), synthetic_problems(5, seed=1)
     assert first == again and first != synthetic_problems(5, seed=2)

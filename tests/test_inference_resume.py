@@ -16,7 +16,7 @@ from tests.processes import REPO, kill_when, leapt_argv, leapt_env, lines_in
 def _argv(model: Path, out: Path) -> list[str]:
     return leapt_argv(
         "infer", "--model", str(model), "--output_dir", str(out),
-        "--problems", "synthetic", "--num_synthetic", "5", "--concurrent_problems", "1",
+        "--source", "synthetic", "--num_synthetic", "5", "--concurrent_problems", "1",
         "--n", "2", "--top_k", "1", "--T", "8", "--max_tokens", "16",
         "--summary_max_tokens", "4", "--forced_answer_tokens", "2",
     )  # fmt: skip

@@ -30,7 +30,7 @@ def summarizing_model(tiny_model_dir, tmp_path_factory):
 def run_leap_t(model, out, backend: str, *extra: str):
     argv = ["infer", "--model", str(model), "--backend", backend, "--dtype", "float32"]
     argv += ["--method", "leap_t", "--output_dir", str(out), "--forced_answer_tokens", "2"]
-    argv += ["--problems", "synthetic", "--num_synthetic", "2", *extra]
+    argv += ["--source", "synthetic", "--num_synthetic", "2", *extra]
     for key, value in LEAP.items():
         argv += [f"--{key}", str(value)]
     assert leapt(argv) == 0
@@ -59,7 +59,7 @@ def test_leap_t_on_hf(summarizing_model, tmp_path):
 def test_plain_leap_on_hf_ignores_the_model_written_tag(summarizing_model, tmp_path):
     out = tmp_path / "leap"
     argv = ["infer", "--model", str(summarizing_model), "--dtype", "float32", "--method", "leap"]
-    argv += ["--output_dir", str(out), "--problems", "synthetic", "--num_synthetic", "1"]
+    argv += ["--output_dir", str(out), "--source", "synthetic", "--num_synthetic", "1"]
     argv += ["--n", "2", "--top_k", "1", "--T", "8", "--max_tokens", "24", "--announce", "false"]
     assert leapt(argv) == 0
     (trace,) = read_traces(out / "traces.jsonl")

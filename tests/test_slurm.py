@@ -49,7 +49,7 @@ def infer_config(workdir: Path, model_dir: Path, output_dir: str) -> Path:
                 "model": str(model_dir),
                 "backend": "hf",
                 "method": "leap",
-                "problems": "synthetic",
+                "source": "synthetic",
                 "num_synthetic": 2,
                 "n": 2,
                 "top_k": 1,

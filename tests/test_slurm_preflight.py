@@ -24,7 +24,7 @@ HUB_MODEL = "org/never-downloaded"  # not a local folder: nothing but our check 
 @pytest.mark.parametrize(
     "stage",
     [
-        ["infer", "--problems", "synthetic"],
+        ["infer", "--source", "synthetic"],
         ["eval", "--benchmarks", "builtin_easy"],
         ["generate", "--source", "synthetic"],
     ],

@@ -217,7 +217,7 @@ def test_end_of_turn_exclusions_are_counted(tokenizer):
     _, stats = prepare_dataset(Dataset.from_list(rows), tokenizer, max_length=None)
     assert (
         stats.eos_trained,
-        stats.eos_untrained_unnatural_finish,
+        stats.eos_untrained_no_natural_end,
         stats.eos_untrained_after_engine_text,
     ) == (1, 1, 1)
 

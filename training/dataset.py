@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data_gen.filters import NATURAL_FINISHES
+from data_gen.filters import NATURAL_END_FINISHES
 from inference.trace import SEGMENT_KINDS
 from leapt.config import ConfigError
 
@@ -58,7 +58,7 @@ class PrepareStats:
     trained_tokens: int = 0
     #: kept rows whose end-of-turn token is trained, and why it was not in the others
     eos_trained: int = 0
-    eos_untrained_unnatural_finish: int = 0
+    eos_untrained_no_natural_end: int = 0
     eos_untrained_after_engine_text: int = 0
     #: rows whose prompt segment is neither the user text nor the student's rendering of it
     #: (teacher and student chat templates differ); the student's rendering is used
@@ -194,8 +194,8 @@ def eos_exclusion(segments: Sequence[dict], finish: str | None, loss_on: Sequenc
     the reflection cue: the last model segment is empty), which would teach
     the student to quit when the peers speak.
     """
-    if finish not in NATURAL_FINISHES:
-        return "unnatural_finish"
+    if finish not in NATURAL_END_FINISHES:
+        return "no_natural_end"
     last = segments[-1] if len(segments) > 1 else None
     if last is None or last["kind"] not in loss_on or not last["text"].strip():
         return "after_engine_text"
@@ -295,8 +295,8 @@ def prepare_dataset(
             reason = eos_exclusion(segments, finish, loss_on)
             if reason is None:
                 stats.eos_trained += 1
-            elif reason == "unnatural_finish":
-                stats.eos_untrained_unnatural_finish += 1
+            elif reason == "no_natural_end":
+                stats.eos_untrained_no_natural_end += 1
             else:
                 stats.eos_untrained_after_engine_text += 1
         stats.tokens += len(example["input_ids"])

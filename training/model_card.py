@@ -88,7 +88,7 @@ def usage_snippet(model_ref: str) -> list[str]:
         "```bash",
         "# with the leapt project installed (make setup)",
         f"leapt infer --model {model_ref} --method leap_t --n 4 --backend vllm \\",
-        "  --problems builtin:easy --output_dir outputs/infer/leap_t",
+        "  --source builtin:easy --output_dir outputs/infer/leap_t",
         "```",
     ]
 

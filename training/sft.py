@@ -92,7 +92,7 @@ def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str |
         f"trained) and {stats.dropped_overlong} dropped at max_length={args.max_length}, "
         f"{stats.dropped_nothing_to_train} with nothing to train on dropped; "
         f"{stats.trained_tokens}/{stats.tokens} tokens carry loss; end-of-turn trained in "
-        f"{stats.eos_trained} (not after {stats.eos_untrained_unnatural_finish} budget/forced "
+        f"{stats.eos_trained} (not after {stats.eos_untrained_no_natural_end} budget/forced "
         f"ends, {stats.eos_untrained_after_engine_text} ends right after engine text)"
     )
     if stats.prompt_differs:
