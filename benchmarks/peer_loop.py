@@ -109,7 +109,7 @@ def run_leap(backend, leap_args: LeapArguments, problems, out: Path, concurrent:
         out,
         backend=backend,
         progress=False,
-        max_concurrent_problems=concurrent,
+        concurrent_problems=concurrent,
     )
     return read_traces(out / "traces.jsonl")
 

@@ -174,7 +174,7 @@ def harvest(
                     backend=backend,
                     grade=make_grader(leap_args.task),
                     progress=progress,
-                    max_concurrent_problems=args.concurrent_problems,
+                    concurrent_problems=args.concurrent_problems,
                     on_trace=live,
                 )
             finally:

@@ -176,22 +176,17 @@ class LeapArguments:
         check_choice("method", self.method, METHODS)
         check_choice("router", self.router, ROUTER_NAMES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
-        check_at_least(self, 0, "forced_answer_tokens")
+        check_at_least(self, 0, "forced_answer_tokens", "temperature")
         if self.method in ROUTED_METHODS and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
                 "a path never reads its own summary"
             )
-        if self.temperature < 0:
-            raise ConfigError(f"'temperature' must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"'top_p' must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_p < 1:
             raise ConfigError(f"'min_p' must be in [0, 1), got {self.min_p}")
-        if self.announce not in ("auto", "true", "false"):
-            raise ConfigError(
-                f"'announce' must be auto, true or false, got '{self.announce}' (key 'announce')"
-            )
+        check_choice("announce", self.announce, ("auto", "true", "false"), what="setting")
         check_choice("task", self.task, ("math", "choice"))
         if self.protocol is not None and not Path(self.protocol).is_file():
             raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")

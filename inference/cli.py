@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems,
         data_args.output_dir,
         grade=grade,
-        max_concurrent_problems=data_args.concurrent_problems,
+        concurrent_problems=data_args.concurrent_problems,
     )
     print(
         f"wrote {data_args.output_dir}/traces.jsonl and summary.json ({summary['finished']} problems)"

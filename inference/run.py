@@ -60,12 +60,12 @@ def run_inference(
     backend: Backend | None = None,
     grade: Grader | None = None,
     progress: bool = True,
-    max_concurrent_problems: int | None = None,
+    concurrent_problems: int | None = None,
     on_trace: Callable[[Trace], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary.
 
-    ``max_concurrent_problems`` bounds the problems in flight (default: enough to fill a batch).
+    ``concurrent_problems`` bounds the problems in flight (default: enough to fill a batch).
     ``on_trace`` sees each newly finished (graded) trace right after it is written,
     e.g. for ``leapt generate``'s running kept/dropped counts.
     """
@@ -111,7 +111,7 @@ def run_inference(
                 method_runner(leap_args.method),
                 ctx,
                 on_done,
-                max_concurrent_problems or default_concurrency(leap_args.n),
+                concurrent_problems or default_concurrency(leap_args.n),
                 on_round=bars.round_done,
             )
             bars.close()

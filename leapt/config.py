@@ -31,7 +31,7 @@ class ConfigError(ValueError):
     """A user-facing configuration problem; the message names the key or file."""
 
 
-def check_at_least(obj: Any, minimum: int, *keys: str) -> None:
+def check_at_least(obj: Any, minimum: float, *keys: str) -> None:
     """Refuse a value of ``keys`` of ``obj`` below ``minimum``; ``None`` (unset) passes."""
     for key in keys:
         value = getattr(obj, key)

@@ -35,7 +35,7 @@ def _leap(backend, out, concurrent=None, seed=5):
         out,
         backend=backend,
         progress=False,
-        max_concurrent_problems=concurrent,
+        concurrent_problems=concurrent,
     )
     return {
         t.id: [(p.segments, p.generated_tokens, p.finish) for p in t.paths]

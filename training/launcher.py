@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leapt.config import ConfigError
+from leapt.config import ConfigError, check_at_least
 
 ACCELERATE_DIR = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
 
@@ -50,8 +50,7 @@ class LaunchArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.num_processes is not None and self.num_processes < 1:
-            raise ConfigError(f"num_processes must be >= 1, got {self.num_processes}")
+        check_at_least(self, 1, "num_processes")
 
     @property
     def wanted(self) -> bool:

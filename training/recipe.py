@@ -18,7 +18,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from inference.args import EMBEDDED_MODEL
 from inference.args import ModelArguments as EngineModelArguments
-from leapt.config import ConfigError, parse_config
+from leapt.config import ConfigError, check_at_least, parse_config
 from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch
@@ -113,8 +113,7 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
             raise ConfigError(
                 "push_to_hub needs a Hub token: export HF_TOKEN or run `hf auth login`"
             )
-    if args.max_length is not None and args.max_length <= 0:
-        raise ConfigError(f"max_length must be positive, got {args.max_length}")
+    check_at_least(args, 1, "max_length")
 
 
 def cpu_deepspeed_overrides(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
