@@ -8,9 +8,9 @@ reported as :class:`ConfigError`, which the CLI turns into a one-line message
 and exit code 2 *before* any model is loaded.
 
 A key that was renamed stays accepted under its old name, in a YAML file and
-on the command line, with a ``FutureWarning`` naming the new key (as
-transformers does for its renamed ``TrainingArguments``): a dataclass lists
-them in a ``renamed_keys`` class attribute, ``{old: new}``.
+on the command line, with a ``FutureWarning`` naming the new key (the warning
+transformers gives for renamed ``TrainingArguments``); giving both spellings is a
+ConfigError.  A dataclass lists them in a ``renamed_keys`` class attribute, ``{old: new}``.
 """
 
 from __future__ import annotations
