@@ -117,7 +117,7 @@ class GenerateArguments:
         if self.push_to_hub and self.shard_count > 1:
             raise ConfigError(
                 "'push_to_hub' publishes a whole dataset: leave it off for shards and run "
-                "`leapt generate merge OUTPUT_DIR --output-dir MERGED --push-to-hub REPO`"
+                "`leapt generate merge OUTPUT_DIR --output_dir MERGED --push_to_hub REPO`"
             )
         if self.decontam_ngram < 1:
             raise ConfigError(f"'decontam_ngram' must be >= 1, got {self.decontam_ngram}")

@@ -1,6 +1,6 @@
 """Side-by-side report of several evaluations of the same setup (e.g. a student before/after SFT).
 
-``leapt report --compare before=DIR after=DIR --output-dir OUT`` reads each
+``leapt report --compare before=DIR after=DIR --output_dir OUT`` reads each
 ``leapt eval`` folder through :func:`eval.report.build_results` and writes
 ``results.json`` (accuracy and adherence under each label, for every benchmark
 and method, with the seeds and settings), ``results.md`` and two plots.
