@@ -327,6 +327,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # every rank `accelerate launch -m training.sft` starts
-    from leapt.cli import run_stage
+    from leapt.cli import main as leapt  # runs this file as training.sft, logging by that name
 
-    sys.exit(run_stage("train", main, sys.argv[1:]))
+    sys.exit(leapt(["train", *sys.argv[1:]]))
