@@ -35,6 +35,9 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: the project's top-level packages (every one holds a command), whose logging leapt sets up
+PACKAGES = sorted({module.partition(".")[0] for module, _ in STAGES.values()})
+
 
 def _usage() -> str:
     lines = ["usage: leapt <stage> [--config FILE] [--key value ...]", "", "stages:"]
@@ -55,7 +58,7 @@ def run_stage(stage: str, entry: Callable[[list[str]], int | None], argv: Sequen
     pre-flights run (``python -m training.sft``, ``training.launch_check``).
     """
     try:
-        log.setup(stage)
+        log.setup(stage, PACKAGES)
         return int(entry(list(argv)) or 0)
     except ConfigError as exc:
         print(f"leapt {stage}: error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterable
 
 from leapt.config import ConfigError
 
@@ -23,9 +24,6 @@ LEVELS = {
     name: getattr(logging, name.upper())
     for name in ("debug", "info", "warning", "error", "critical")
 }
-
-#: top-level packages whose loggers :func:`setup` configures (pyproject's packages)
-PACKAGES = ("leapt", "inference", "eval", "data_gen", "training", "viewer", "benchmarks")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -68,8 +66,8 @@ def verbosity() -> int:
     return LEVELS[name]
 
 
-def setup(stage: str) -> None:
-    """Route the project's log records to stderr as ``[leapt <stage>] message``.
+def setup(stage: str, packages: Iterable[str]) -> None:
+    """Route the log records of ``packages`` (the project's) to stderr as ``[leapt <stage>] ...``.
 
     Safe to call again (one process may run several stages, as tests do): the
     previous handler is replaced, never doubled.  Records still propagate to
@@ -80,7 +78,7 @@ def setup(stage: str) -> None:
     level = verbosity()
     handler = _StderrHandler()
     handler.setFormatter(_Formatter(stage))
-    for name in PACKAGES:
+    for name in packages:
         package = logging.getLogger(name)
         if _handler is not None:
             package.removeHandler(_handler)

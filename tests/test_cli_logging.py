@@ -9,7 +9,12 @@ import logging
 import pytest
 
 from leapt import log
+from leapt.cli import PACKAGES
 from leapt.cli import main as leapt
+
+
+def setup(stage: str) -> None:
+    log.setup(stage, PACKAGES)
 
 
 @pytest.fixture
@@ -18,11 +23,11 @@ def fresh_logging(monkeypatch):
     monkeypatch.delenv(log.VERBOSITY_ENV, raising=False)
     yield monkeypatch
     monkeypatch.delenv(log.VERBOSITY_ENV, raising=False)
-    log.setup("test")
+    setup("test")
 
 
 def test_status_goes_to_the_stderr_of_the_moment_with_the_stage(fresh_logging, capsys):
-    log.setup("eval")
+    setup("eval")
     logging.getLogger("inference.run").info("per-problem results")
     logging.getLogger("eval.grading").warning("check timed out")
     logging.getLogger("inference.run").debug("not shown by default")
@@ -34,19 +39,19 @@ def test_status_goes_to_the_stderr_of_the_moment_with_the_stage(fresh_logging, c
     with contextlib.redirect_stderr(io.StringIO()) as later:  # e.g. another test's capture
         logging.getLogger("training.sft").info("resuming")
     assert later.getvalue() == "[leapt eval] resuming\n"
-    log.setup("train")  # a second setup replaces the handler: nothing is said twice
+    setup("train")  # a second setup replaces the handler: nothing is said twice
     logging.getLogger("training.sft").info("once")
     assert capsys.readouterr().err == "[leapt train] once\n"
 
 
 def test_verbosity_comes_from_the_environment(fresh_logging, capsys):
     fresh_logging.setenv(log.VERBOSITY_ENV, "warning")
-    log.setup("infer")
+    setup("infer")
     logging.getLogger("inference.run").info("quiet")
     logging.getLogger("inference.context").warning("loud")
     assert capsys.readouterr().err == "[leapt infer] warning: loud\n"
     fresh_logging.setenv(log.VERBOSITY_ENV, "debug")
-    log.setup("infer")
+    setup("infer")
     logging.getLogger("inference.run").debug("details")
     assert capsys.readouterr().err == "[leapt infer] details\n"
 
