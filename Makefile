@@ -58,7 +58,7 @@ define E2E_RECIPE
 	$(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(E2E_OUT)/data --output_dir $(E2E_OUT)/student
 	$(BIN)/leapt eval --config $(1)/eval.yaml --output_dir $(E2E_OUT)/before
 	$(BIN)/leapt eval --config $(1)/eval.yaml --model $(E2E_OUT)/student --output_dir $(E2E_OUT)/after
-	$(BIN)/leapt report --compare before=$(E2E_OUT)/before after=$(E2E_OUT)/after --output-dir $(E2E_OUT)
+	$(BIN)/leapt report --compare before=$(E2E_OUT)/before after=$(E2E_OUT)/after --output_dir $(E2E_OUT)
 endef
 
 e2e: $(STAMP)

@@ -24,7 +24,6 @@ flight together buys).  Outputs go to a temporary folder and are thrown away.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -32,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.args import LeapArguments, ModelArguments  # noqa: E402
 from inference.backends.base import GenerationRequest, SamplingSettings  # noqa: E402
+from leapt.config import parse_config  # noqa: E402
 
 #: micro-batch the reference implementation feeds its engine
 NAIVE_MICRO_BATCH = 16
@@ -239,7 +240,27 @@ def run_limit(backend, leap_args: LeapArguments, problems, tokens: int) -> int:
     return sum(len(r.token_ids) for r in backend.generate(requests, sampling))
 
 
-def load(args: argparse.Namespace, model_dir: str):
+@dataclass
+class PeerLoopArguments:
+    """The workload measured: backend, model, problems x paths and the LeaP budget."""
+
+    backend: str = field(default="hf", metadata={"choices": ("hf", "vllm")})
+    model: str | None = field(
+        default=None, metadata={"help": "model folder, 'tiny', or the embedded default"}
+    )
+    problems: int = 8
+    n: int = 4
+    T: int = 64
+    max_tokens: int = 256
+    summary_max_tokens: int = 48
+    hf_batch_size: int = 32
+    max_model_len: int = 2048
+    seed: int = 0
+    serial: bool = field(default=False, metadata={"help": "also (a) one problem at a time"})
+    json: bool = field(default=False, metadata={"help": "end with one JSON line"})
+
+
+def load(args: PeerLoopArguments, model_dir: str):
     from inference.backends import load_backend
 
     model_args = ModelArguments(
@@ -252,22 +273,9 @@ def load(args: argparse.Namespace, model_dir: str):
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    parser.add_argument(
-        "--model", default=None, help="model folder, 'tiny', or the embedded default"
+    (args,) = parse_config(
+        (PeerLoopArguments,), argv, "benchmarks/peer_loop.py", __doc__.split("\n\n")[0]
     )
-    parser.add_argument("--problems", type=int, default=8)
-    parser.add_argument("--n", type=int, default=4)
-    parser.add_argument("--T", type=int, default=64)
-    parser.add_argument("--max_tokens", type=int, default=256)
-    parser.add_argument("--summary_max_tokens", type=int, default=48)
-    parser.add_argument("--hf_batch_size", type=int, default=32)
-    parser.add_argument("--max_model_len", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--serial", action="store_true", help="also (a) one problem at a time")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = parser.parse_args(argv)
 
     from inference.args import EMBEDDED_MODEL
     from inference.problems import synthetic_problems

@@ -2,7 +2,7 @@
 
 Writes a synthetic ``traces.jsonl`` in the real trace schema (``--problems``
 problems x ``--n`` paths x ``--tokens`` tokens each, a LeaP block every
-``--T`` tokens with ``--top-k`` routed peers, ~4 characters a token), builds the
+``--T`` tokens with ``--top_k`` routed peers, ~4 characters a token), builds the
 ``leapt view`` page, and prints its size and build time.  With ``--browser``
 it also opens the page in headless chromium and prints how long the page takes
 to be ready (problem list + first problem rendered) and to switch problems.
@@ -13,11 +13,11 @@ Outputs go to a temporary folder (or ``--keep DIR``).
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,7 +50,23 @@ def _text(rng: random.Random, tokens: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(tokens))  # ~4 characters per word
 
 
-def synthetic_trace(index: int, args: argparse.Namespace, rng: random.Random):
+@dataclass
+class ViewerSizeArguments:
+    """The synthetic run's size, and whether to time the page in a browser."""
+
+    problems: int = 30
+    n: int = 32
+    tokens: int = 16384
+    T: int = 4096
+    top_k: int = 4
+    summary_tokens: int = 200
+    browser: bool = field(default=False, metadata={"help": "also time the page in chromium"})
+    keep: str | None = field(
+        default=None, metadata={"help": "write into this folder instead of a temporary one"}
+    )
+
+
+def synthetic_trace(index: int, args: ViewerSizeArguments, rng: random.Random):
     from inference.protocol import load_protocol
     from inference.routing import route
     from inference.trace import PathRecord, RoutingRecord, Segment, Trace
@@ -97,18 +113,11 @@ def synthetic_trace(index: int, args: argparse.Namespace, rng: random.Random):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--problems", type=int, default=30)
-    parser.add_argument("--n", type=int, default=32)
-    parser.add_argument("--tokens", type=int, default=16384)
-    parser.add_argument("--T", type=int, default=4096)
-    parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--summary-tokens", type=int, default=200)
-    parser.add_argument("--browser", action="store_true", help="also time the page in chromium")
-    parser.add_argument(
-        "--keep", default=None, help="write into this folder instead of a temporary one"
+    from leapt.config import parse_config
+
+    (args,) = parse_config(
+        (ViewerSizeArguments,), None, "benchmarks/viewer_size.py", __doc__.split("\n\n")[0]
     )
-    args = parser.parse_args()
 
     from inference.trace import TraceFile
     from viewer.cli import load_groups

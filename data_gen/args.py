@@ -110,7 +110,7 @@ class GenerateArguments(DataArguments):
         if self.push_to_hub and self.shard_count > 1:
             raise ConfigError(
                 "'push_to_hub' publishes a whole dataset: leave it off for shards and run "
-                "`leapt generate merge OUTPUT_DIR --output-dir MERGED --push-to-hub REPO`"
+                "`leapt generate merge OUTPUT_DIR --output_dir MERGED --push_to_hub REPO`"
             )
         check_at_least(
             self, 1, "decontam_ngram", "max_paths_per_problem", "filter_summary_max_tokens"

@@ -130,7 +130,7 @@ def check_shard_set(inputs: Sequence[Path], all_stats: Sequence[dict]) -> None:
     """Refuse shards that are not one complete ``shard-i-of-N`` set (0..N-1, one N).
 
     A merge of an unfinished Slurm array would otherwise give a dataset that
-    silently lacks problems; ``--allow-partial`` skips this check.
+    silently lacks problems; ``--allow_partial`` skips this check.
     """
     found: dict[int, set[int]] = {}
     where: dict[int, Path] = {}
@@ -143,14 +143,14 @@ def check_shard_set(inputs: Sequence[Path], all_stats: Sequence[dict]) -> None:
         sets = ", ".join(f"-of-{n} ({where[n]})" for n in sorted(found))
         raise ConfigError(
             f"mixed shard counts {sets}: these are shards of different runs; merge one "
-            "run's shards (or pass --allow-partial)"
+            "run's shards (or pass --allow_partial)"
         )
     for count, indices in found.items():
         missing = [f"shard-{i}-of-{count}" for i in range(count) if i not in indices]
         if missing:
             raise ConfigError(
                 f"incomplete shard set: missing {', '.join(missing)} (not finished, or not "
-                "given); rerun those array tasks, or pass --allow-partial to merge what exists"
+                "given); rerun those array tasks, or pass --allow_partial to merge what exists"
             )
 
 

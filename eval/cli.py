@@ -11,13 +11,15 @@ a typo fails in a second, not after a download.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.args import METHODS, LeapArguments, ModelArguments
 from leapt.config import ConfigError, check_at_least, check_choice, parse_config
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,9 +160,13 @@ def run_eval(
     try:
         for out, bench, args in plan:
             if progress:
-                print(
-                    f"== {bench} / {args.method} (seed {args.seed}): "
-                    f"{len(problems[bench])} problems, n={args.n}"
+                logger.info(
+                    "== %s / %s (seed %s): %d problems, n=%d",
+                    bench,
+                    args.method,
+                    args.seed,
+                    len(problems[bench]),
+                    args.n,
                 )
             run_inference(
                 model_args,
@@ -194,7 +200,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_eval(model_args, leap_args, eval_args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Side-by-side report of several evaluations of the same setup (e.g. a student before/after SFT).
 
-``leapt report --compare before=DIR after=DIR --output-dir OUT`` reads each
+``leapt report --compare before=DIR after=DIR --output_dir OUT`` reads each
 ``leapt eval`` folder through :func:`eval.report.build_results` and writes
 ``results.json`` (accuracy and adherence under each label, for every benchmark
 and method, with the seeds and settings), ``results.md`` and two plots.
@@ -16,12 +16,14 @@ from eval.adherence import RATES
 from eval.report import (
     RESULTS_JSON,
     RESULTS_MD,
-    _ci,
-    _method_key,
-    _pct,
+    bar_offset,
     build_results,
     discover_runs,
     dumps_results,
+    method_key,
+    percent_cell,
+    pyplot,
+    save_figure,
 )
 from leapt.markdown import markdown_table
 
@@ -80,22 +82,14 @@ def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
 def _value(row: dict | None, key: str) -> str:
     if row is None:
         return "-"
-    spread = row.get(f"{key}_seeds")
-    text = _pct(row[key])
-    if spread and spread.get("std") is not None:
-        text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
-    return text + _ci(row[f"{key}_ci"])
+    return percent_cell(row[key], row.get(f"{key}_seeds"), row[f"{key}_ci"])
 
 
 def _rate(row: dict | None, rate: str) -> str:
     if row is None:
         return "-"
-    spread = (row.get("adherence_seeds") or {}).get(rate)
     a = row["adherence"]
-    text = _pct(a[rate])
-    if spread and spread.get("std") is not None:
-        text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
-    return text + _ci(a[f"{rate}_ci"])
+    return percent_cell(a[rate], (row.get("adherence_seeds") or {}).get(rate), a[f"{rate}_ci"])
 
 
 def render_comparison(doc: dict) -> str:
@@ -110,9 +104,7 @@ def render_comparison(doc: dict) -> str:
     benchmarks = sorted({b for label in labels for b in doc[label]})
     header = ("method", "metric", *labels)
     for bench in benchmarks:
-        methods = sorted(
-            {m for label in labels for m in doc[label].get(bench, {})}, key=_method_key
-        )
+        methods = sorted({m for label in labels for m in doc[label].get(bench, {})}, key=method_key)
         table = []
         for method in methods:
             rows = [doc[label].get(bench, {}).get(method) for label in labels]
@@ -134,7 +126,7 @@ def render_comparison(doc: dict) -> str:
 
 def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> None:
     labels = doc["labels"]
-    methods = sorted({m for label in labels for m in doc[label].get(bench, {})}, key=_method_key)
+    methods = sorted({m for label in labels for m in doc[label].get(bench, {})}, key=method_key)
     groups = [(method, key) for method in methods for key in keys]
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
@@ -146,7 +138,7 @@ def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> N
             ys.append(y)
             lows.append(max(0.0, y - 100 * ci[0]) if ci and ci[0] is not None else 0.0)
             highs.append(max(0.0, 100 * ci[1] - y) if ci and ci[1] is not None else 0.0)
-        xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(groups))]
+        xs = [j + bar_offset(i, len(labels), width) for j in range(len(groups))]
         ax.bar(xs, ys, width=width, yerr=[lows, highs], capsize=3, label=label)
     ax.set_xticks(range(len(groups)), [f"{m}\n{k}" for m, k in groups], fontsize="x-small")
     ax.set_ylim(0, 100)
@@ -157,11 +149,7 @@ def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> N
 
 def render_comparison_plots(doc: dict, out_dir: Path) -> list[Path]:
     """Accuracy and adherence bars per label, with 95% bootstrap intervals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     benchmarks = sorted({b for label in doc["labels"] for b in doc[label]})
     written = []
     for name, keys, pick, title in (
@@ -181,11 +169,7 @@ def render_comparison_plots(doc: dict, out_dir: Path) -> list[Path]:
         )
         for ax, bench in zip(axes[:, 0], benchmarks, strict=True):
             _bars(ax, doc, bench, keys, pick, title)
-        fig.tight_layout()
-        path = out_dir / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / name, dpi=110))
     return written
 
 

@@ -49,7 +49,8 @@ class Run:
     seeds: dict[int, list[Trace]] = field(default_factory=dict)
 
 
-def _method_key(method: str) -> tuple[int, str]:
+def method_key(method: str) -> tuple[int, str]:
+    """Sort key putting methods in the paper's order (unknown ones last, by name)."""
     base = method.split(" ")[0]
     rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
     return (rank, method)
@@ -193,12 +194,21 @@ def _tokens(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def percent_cell(
+    value: float | None, spread: dict | None = None, ci: Sequence[float | None] | None = None
+) -> str:
+    """A rate in percent, or ``mean ± std`` when several seeds spread it, then its interval."""
+    if spread and spread.get("std") is not None:
+        text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
+    else:
+        text = _pct(value)
+    return text + (_ci(ci) if ci is not None else "")
+
+
 def _with_std(m: dict, key: str) -> str:
     """``value`` or, for a multi-seed row, ``mean ± std`` over seeds (percent)."""
-    if "seeds" not in m or m["seeds"].get(key, {}).get("std") is None:
-        return _pct(m[key] if key in m else m.get("adherence", {}).get(key))
-    spread = m["seeds"][key]
-    return f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
+    value = m[key] if key in m else m.get("adherence", {}).get(key)
+    return percent_cell(value, m.get("seeds", {}).get(key))
 
 
 def _accuracy_cell(m: dict) -> str:
@@ -212,12 +222,7 @@ def _adherence_cell(m: dict) -> str:
         return "-"
 
     def rate(key: str) -> str:
-        value = (
-            _with_std(m, key)
-            if "seeds" in m and key in m["seeds"] and m["seeds"][key]["std"] is not None
-            else _pct(a[key])
-        )
-        return value + _ci(a[f"{key}_ci"])
+        return percent_cell(a[key], m.get("seeds", {}).get(key), a[f"{key}_ci"])
 
     return (
         f"{rate('summary_closed_rate')} ; {rate('self_open_rate')} ; "
@@ -229,7 +234,7 @@ def render_markdown(results: dict) -> str:
     """A paper-style table: rows are methods, columns are benchmarks."""
     benchmarks = sorted(results["benchmarks"])
     methods = sorted(
-        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=_method_key
+        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=method_key
     )
 
     def cell(bench: str, method: str, fmt) -> str:
@@ -333,14 +338,10 @@ def render_markdown(results: dict) -> str:
 
 def render_plots(results: dict, out_dir: Path) -> list[Path]:
     """``accuracy.png`` (bars with CI error bars) and ``accuracy_vs_tokens.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     benchmarks = sorted(results["benchmarks"])
     methods = sorted(
-        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=_method_key
+        {m for b in benchmarks for m in results["benchmarks"][b]["methods"]}, key=method_key
     )
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     written = []
@@ -355,7 +356,7 @@ def render_plots(results: dict, out_dir: Path) -> list[Path]:
                 if m is None or m[key] is None:
                     continue
                 low, high = m[f"{key}_ci"]
-                xs.append(j + (i - (len(methods) - 1) / 2) * width)
+                xs.append(j + bar_offset(i, len(methods), width))
                 ys.append(100 * m[key])
                 errs[0].append(100 * max(0.0, m[key] - (low if low is not None else m[key])))
                 errs[1].append(100 * max(0.0, (high if high is not None else m[key]) - m[key]))
@@ -365,11 +366,7 @@ def render_plots(results: dict, out_dir: Path) -> list[Path]:
         ax.set_ylim(0, 100)
         ax.set_title(f"{title} with 95% bootstrap CI")
     axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
-    path = out_dir / ACCURACY_PNG
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, out_dir / ACCURACY_PNG, dpi=120))
 
     fig, axes = plt.subplots(
         1, len(benchmarks), figsize=(4.5 * max(1, len(benchmarks)), 4), squeeze=False
@@ -396,12 +393,33 @@ def render_plots(results: dict, out_dir: Path) -> list[Path]:
         ax.set_ylabel("majority-vote accuracy (%)")
         ax.set_title(bench)
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out_dir / TOKENS_PNG
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, out_dir / TOKENS_PNG, dpi=120))
     return written
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (cluster nodes have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_offset(i: int, count: int, width: float) -> float:
+    """Where the ``i``-th of ``count`` bars of width ``width`` sits around its group's centre."""
+    return (i - (count - 1) / 2) * width
+
+
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Lay out, write and free one figure; its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def viewer_links(runs: Sequence[Run], out_dir: Path) -> str:

@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from leapt.config import ConfigError
+from leapt.config import ConfigError, parse_config
+
+DESCRIPTION = (
+    "Rebuild results.json, results.md and the plots from the traces.jsonl files of one or more "
+    "runs (leapt eval output directories or leapt infer directories). Nothing is generated; "
+    "results.json is identical to the one leapt eval wrote."
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="leapt report",
-        description="Rebuild results.json, results.md and the plots from the traces.jsonl files "
-        "of one or more runs (leapt eval output directories or leapt infer directories). "
-        "Nothing is generated; results.json is identical to the one leapt eval wrote.",
+@dataclass
+class ReportArguments:
+    """Which runs to report on (or compare) and where the report goes."""
+
+    dirs: list[str] = field(
+        default_factory=list, metadata={"help": "run directories to read", "metavar": "DIR"}
     )
-    parser.add_argument("dirs", nargs="*", metavar="DIR", help="run directories to read")
-    parser.add_argument(
-        "--compare",
-        nargs="+",
-        metavar="LABEL=DIR",
+    compare: list[str] | None = field(
         default=None,
-        help="instead of DIRs: compare leapt eval folders side by side, e.g. "
-        "before=outputs/e2e/before after=outputs/e2e/after (needs --output-dir)",
+        metadata={
+            "help": "instead of DIRs: compare leapt eval folders side by side, e.g. "
+            "before=outputs/e2e/before after=outputs/e2e/after (needs --output_dir)",
+            "metavar": "LABEL=DIR",
+        },
     )
-    parser.add_argument(
-        "--output-dir",
-        "--output_dir",
+    output_dir: str | None = field(
         default=None,
-        help="where to write the report (default: DIR when one is given; required for several)",
+        metadata={
+            "help": "where to write the report (default: DIR when one is given; required for "
+            "several)"
+        },
     )
-    return parser
+
+    def __post_init__(self) -> None:
+        if self.compare is not None:
+            if self.dirs:
+                raise ConfigError("give either DIRs or --compare LABEL=DIR ..., not both")
+            if self.output_dir is None:
+                raise ConfigError("--compare needs --output_dir")
+        elif not self.dirs:
+            raise ConfigError("name at least one run directory (or --compare LABEL=DIR ...)")
+        elif self.output_dir is None and len(self.dirs) > 1:
+            raise ConfigError("--output_dir is required when reporting several run directories")
 
 
-def compare_main(specs: Sequence[str], output_dir: str | None) -> int:
-    """``leapt report --compare LABEL=DIR ...``: one side-by-side report."""
-    from eval.compare import write_comparison
-
-    if output_dir is None:
-        raise ConfigError("--compare needs --output-dir")
+def labelled_dirs(specs: Sequence[str]) -> list[tuple[str, Path]]:
+    """``LABEL=DIR`` entries as (label, folder), each folder existing and each label distinct."""
     labelled = []
     for spec in specs:
         label, sep, folder = spec.partition("=")
@@ -51,35 +62,30 @@ def compare_main(specs: Sequence[str], output_dir: str | None) -> int:
         labelled.append((label, Path(folder)))
     if len({label for label, _ in labelled}) != len(labelled):
         raise ConfigError("--compare labels must be distinct")
-    try:
-        write_comparison(labelled, output_dir)
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from exc
-    print(f"compared {', '.join(label for label, _ in labelled)} -> {output_dir}/results.md")
-    return 0
+    return labelled
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.compare is not None:
-        if args.dirs:
-            raise ConfigError("give either DIRs or --compare LABEL=DIR ..., not both")
-        return compare_main(args.compare, args.output_dir)
-    if not args.dirs:
-        raise ConfigError("name at least one run directory (or --compare LABEL=DIR ...)")
-    if args.output_dir is None and len(args.dirs) > 1:
-        raise ConfigError("--output-dir is required when reporting several run directories")
-    out = args.output_dir or args.dirs[0]
+def report(args: ReportArguments) -> None:
+    """Write the report (or the comparison) the arguments ask for."""
+    from eval.compare import write_comparison
     from eval.report import RESULTS_JSON, RESULTS_MD, write_report
 
+    out = args.output_dir or args.dirs[0]
     try:
+        if args.compare is not None:
+            labelled = labelled_dirs(args.compare)
+            write_comparison(labelled, out)
+            print(f"compared {', '.join(lb for lb, _ in labelled)} -> {out}/{RESULTS_MD}")
+            return
         results = write_report(args.dirs, out)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
     count = sum(len(b["methods"]) for b in results["benchmarks"].values())
     print(f"{count} benchmark x method results -> {out}/{RESULTS_JSON}, {out}/{RESULTS_MD}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``leapt report``; returns the exit code."""
+    (args,) = parse_config((ReportArguments,), argv, "leapt report", DESCRIPTION, positional="dirs")
+    report(args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

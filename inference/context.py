@@ -131,7 +131,7 @@ def check_context_fits(
         and model_args.model != EMBEDDED_MODEL
     ):
         logger.warning(
-            "warning: the context length of %s is unknown before loading (not a local folder "
+            "the context length of %s is unknown before loading (not a local folder "
             "and not in the Hugging Face cache); set 'max_model_len' to check that paths fit",
             model_args.model,
         )
@@ -149,5 +149,5 @@ def check_context_fits(
     )
     if model_args.strict:
         raise ConfigError(message)
-    logger.warning("warning: %s", message)
+    logger.warning(message)
     return need

@@ -10,8 +10,8 @@ rerun into the same directory ends with every problem exactly once.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +22,8 @@ from inference.backends.base import Backend
 from inference.problems import Problem
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
+
+logger = logging.getLogger(__name__)
 
 Grader = Callable[[Problem, "str | None"], "bool | None"]
 
@@ -125,7 +127,7 @@ def run_inference(
     summary["method"], summary["model"] = leap_args.method, model_args.model
     _write_json(out / "summary.json", summary)
     if progress:
-        print(format_table(summary), file=sys.stderr)
+        logger.info("per-problem results:\n%s", format_table(summary))
     return summary
 
 

@@ -1,18 +1,23 @@
-"""The ``leapt`` console script: a thin dispatcher, one function per stage.
+"""The ``leapt`` console script: a thin dispatcher, one function per command.
 
-Stage modules are imported lazily so that ``leapt --help`` and config errors
+Command modules are imported lazily so that ``leapt --help`` and config errors
 stay fast and never pay for torch/transformers imports they do not need.
+Every command parses its options with ``HfArgumentParser`` dataclasses
+(:func:`leapt.config.parse_config`), and :func:`run_stage` is the one place
+where a :class:`~leapt.config.ConfigError` becomes a one-line message and
+exit code 2, and where logging is set up (:mod:`leapt.log`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from leapt import log
 from leapt.config import ConfigError
 
-#: stage name -> (module with ``main(argv)``, one-line description)
+#: command ("stage" or "stage sub") -> (module with ``main(argv)``, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
     "infer": ("inference.cli", "run N peer-exchanging reasoning paths per problem (LeaP)"),
     "eval": (
@@ -21,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
     "report": ("eval.report_cli", "re-render results from existing traces without generating"),
     "generate": ("data_gen.cli", "harvest a teacher's LeaP traces into an SFT dataset"),
+    "generate merge": ("data_gen.merge", "combine generated shard datasets into one"),
     "view": ("viewer.cli", "write a self-contained HTML page to read a run's traces in a browser"),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),
     "publish": (
@@ -29,12 +35,34 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: the project's top-level packages (every one holds a command), whose logging leapt sets up
+PACKAGES = sorted({module.partition(".")[0] for module, _ in STAGES.values()})
+
 
 def _usage() -> str:
     lines = ["usage: leapt <stage> [--config FILE] [--key value ...]", "", "stages:"]
-    lines += [f"  {name:<9} {desc}" for name, (_, desc) in STAGES.items()]
-    lines += ["", "Run `leapt <stage> --help` for every option of a stage."]
+    lines += [f"  {name:<15} {desc}" for name, (_, desc) in STAGES.items()]
+    lines += [
+        "",
+        "Run `leapt <stage> --help` for every option of a stage.",
+        f"{log.VERBOSITY_ENV}=debug|info|warning|error sets how much is logged (default: info).",
+    ]
     return "\n".join(lines)
+
+
+def run_stage(stage: str, entry: Callable[[list[str]], int | None], argv: Sequence[str]) -> int:
+    """Run one command's ``entry(argv)`` with logging set up; a ConfigError exits 2 in one line.
+
+    The only place that turns a configuration error into an exit code, for
+    ``leapt`` and for the module entry points launched ranks and Slurm
+    pre-flights run (``python -m training.sft``, ``training.launch_check``).
+    """
+    try:
+        log.setup(stage, PACKAGES)
+        return int(entry(list(argv)) or 0)
+    except ConfigError as exc:
+        print(f"leapt {stage}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,16 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"leapt {__version__}")
         return 0
-    stage, rest = args[0], args[1:]
+    words = 2 if " ".join(args[:2]) in STAGES else 1
+    stage, rest = " ".join(args[:words]), args[words:]
     if stage not in STAGES:
         print(f"leapt: error: unknown stage '{stage}'\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(STAGES[stage][0])
-    try:
-        return int(module.main(rest) or 0)
-    except ConfigError as exc:
-        print(f"leapt {stage}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_stage(stage, module.main, rest)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ ConfigError.  A dataclass lists them in a ``renamed_keys`` class attribute, ``{o
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
@@ -148,15 +149,43 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     return data
 
 
-def build_parser(dataclass_types: Sequence[type], prog: str, description: str):
-    """Build an ``HfArgumentParser`` with a ``--config`` option for the dataclasses."""
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Lists each option in its documented underscore spelling only (``--some-key`` still works)."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        names = action.option_strings
+        shown = [o for o in names if not (o != _underscored(o) and _underscored(o) in names)]
+        if shown != names:
+            action = copy.copy(action)
+            action.option_strings = shown
+        return super()._format_action_invocation(action)
+
+
+def _underscored(option: str) -> str:
+    """``--some-key`` -> ``--some_key`` (HfArgumentParser adds the dashed alias of each key)."""
+    return option[:2] + option[2:].replace("-", "_") if option.startswith("--") else option
+
+
+#: dest of the bare (positional) arguments a stage may accept for one of its fields
+POSITIONAL = "positional"
+
+
+def build_parser(
+    dataclass_types: Sequence[type], prog: str, description: str, positional: str | None = None
+):
+    """Build an ``HfArgumentParser`` with a ``--config`` option for the dataclasses.
+
+    ``HfArgumentParser`` accepts every ``--some_key`` also as ``--some-key``;
+    help and docs name the underscore form only.  ``positional`` names a field
+    that bare arguments fill too (``leapt report DIR...`` is ``--dirs DIR...``).
+    """
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(
         list(dataclass_types),
         prog=prog,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -168,6 +197,14 @@ def build_parser(dataclass_types: Sequence[type], prog: str, description: str):
         if action.type is dict:
             action.type = parse_mapping
             action.metavar = "JSON|k=v,..."
+    if positional is not None:
+        flag = next(a for a in parser._actions if a.dest == positional)
+        parser.add_argument(
+            POSITIONAL,
+            nargs="?" if flag.nargs is None else "*",
+            metavar=flag.metavar or positional.upper(),
+            help=f"{flag.help} (the same as --{positional})",
+        )
     return parser
 
 
@@ -176,13 +213,15 @@ def parse_config(
     argv: Sequence[str] | None,
     prog: str,
     description: str,
+    positional: str | None = None,
 ) -> tuple[Any, ...]:
     """Parse ``--config FILE`` plus overrides into instances of ``dataclass_types``.
 
     Raises :class:`ConfigError` for unknown YAML keys or values rejected by a
     dataclass's ``__post_init__``; argparse itself exits with code 2 on bad flags.
+    Bare arguments fill the field named by ``positional`` (see :func:`build_parser`).
     """
-    parser = build_parser(dataclass_types, prog, description)
+    parser = build_parser(dataclass_types, prog, description, positional)
     renamed = renamed_keys(dataclass_types)
     if argv is None:
         argv = sys.argv[1:]
@@ -199,6 +238,11 @@ def parse_config(
                 f"unknown key '{unknown[0]}' in {known.config} (run with --help for the valid keys)"
             )
         parser.set_defaults(**data)
+    if positional is not None:  # bare arguments become the field's value before validation
+        args = list(argv) if argv is not None else None
+        given = getattr(parser.parse_known_args(args)[0], POSITIONAL)
+        if given:
+            parser.set_defaults(**{positional: given})
     try:
         outputs = parser.parse_args_into_dataclasses(args=argv)
     except ConfigError:

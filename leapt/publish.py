@@ -53,7 +53,7 @@ class PublishArguments:
 
     model_dir: str | None = field(
         default=None,
-        metadata={"help": "checkpoint folder (also accepted as the first positional argument)"},
+        metadata={"help": "checkpoint folder", "metavar": "MODEL_DIR"},
     )
     dataset: str | None = field(
         default=None, metadata={"help": "a `leapt generate` dataset folder, instead of a model"}
@@ -281,17 +281,14 @@ def publish_dataset(args: PublishArguments) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-"):
-        argv = ["--model_dir", argv[0], *argv[1:]]
+    """Entry point of ``leapt publish``; returns the exit code."""
     (args,) = parse_config(
         (PublishArguments,),
         argv,
         prog="leapt publish",
         description="Publish a checkpoint with its `leapt eval` results, or a `leapt generate` "
         "dataset, to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`).",
+        positional="model_dir",
     )
     if args.dataset:
         publish_dataset(args)

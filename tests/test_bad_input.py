@@ -1,4 +1,4 @@
-"""Bad input at every stage: one line naming the key or file, exit 2, no model, outputs untouched.
+"""Bad input at every command: one line naming the key or file, exit 2, no model, outputs untouched.
 
 Every case runs through the real ``leapt`` entry point in one child interpreter
 in which loading any model (transformers ``from_pretrained`` of a model class,
@@ -127,8 +127,19 @@ def cases(tmp: Path, out: dict[str, Path], tiny_model: Path) -> list[tuple[list[
         ([*train, "--overlong", "chop"], "overlong"),
         ([*train, "--dataset_name", str(tmp / "no-dataset")], "no-dataset"),
         ([*train, "--config", str(unknown_key)], "'temprature'"),
+        ([*evaluate, "--config", str(unknown_key)], "'temprature'"),
         (["report", str(tmp / "no-run")], "no-run"),
-        (["report", str(out["report"]), str(out["eval"])], "--output-dir"),
+        (["report", str(out["report"]), str(out["eval"])], "--output_dir"),
+        (["report", "--compare", "before", "--output_dir", str(out["report"])], "LABEL=DIR"),
+        (
+            ["generate", "merge", str(tmp / "no-shards"), "--output_dir", str(tmp / "m")],
+            "no-shards",
+        ),
+        (["generate", "merge", str(out["generate"])], "--output_dir"),
+        (["view", str(tmp / "no-run")], "no-run"),
+        (["view", str(out["eval"]), "--config", str(unknown_key)], "'temprature'"),
+        (["publish", str(tmp / "no-model"), "--repo_id", "me/tiny", "--dry_run"], "no-model"),
+        (["publish", "--repo_id", "me/tiny"], "MODEL_DIR"),
     ]
 
 
@@ -148,8 +159,9 @@ def test_bad_input_at_every_stage_fails_fast_naming_the_problem(tmp_path, tiny_m
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for (argv, needle), (rc, err, loaded) in zip(table, results, strict=True):
         lines = err.strip().splitlines()
+        command = " ".join(argv[:2]) if argv[:2] == ["generate", "merge"] else argv[0]
         assert rc == 2, (argv, err)
         assert len(lines) == 1 and needle in lines[0], (argv, err)
-        assert lines[0].startswith(f"leapt {argv[0]}: error: "), (argv, err)
+        assert lines[0].startswith(f"leapt {command}: error: "), (argv, err)
         assert loaded == [], (argv, f"a model was loaded for bad input: {loaded}")
     assert snapshot(tmp_path / "outputs") == before, "bad input changed an earlier run's outputs"

@@ -25,6 +25,7 @@ import pytest
 
 from data_gen.cli import main as generate
 from data_gen.decontaminate import normalize_words
+from data_gen.merge import main as merge
 from data_gen.output import read_dataset_dir
 from inference.problems import synthetic_problems
 from inference.protocol import load_protocol
@@ -165,17 +166,14 @@ def test_two_shards_merged_equal_the_plain_run(plain_run, tiny_model_dir, files,
     shard_ids = [{r["id"] for r in read_dataset_dir(out / f"shard-{i}-of-2")[0]} for i in range(2)]
     assert not shard_ids[0] & shard_ids[1]
     merged = tmp_path / "merged"
-    assert generate(["merge", str(out), "--output-dir", str(merged)]) == 0
+    assert merge([str(out), "--output_dir", str(merged)]) == 0
     assert canonical(rows_of(merged)) == canonical(rows_of(plain_run))
     plain_counts = json.loads((plain_run / "stats.json").read_text())["counts"]
     assert json.loads((merged / "stats.json").read_text())["counts"] == plain_counts
     # giving a shard twice does not duplicate its rows
     again = tmp_path / "again"
     shard0 = str(out / "shard-0-of-2")
-    assert (
-        generate(["merge", shard0, shard0, str(out / "shard-1-of-2"), "--output-dir", str(again)])
-        == 0
-    )
+    assert merge([shard0, shard0, str(out / "shard-1-of-2"), "--output_dir", str(again)]) == 0
     assert canonical(rows_of(again)) == canonical(rows_of(plain_run))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from data_gen.cli import main as generate
 from data_gen.filters import FilterResult
+from data_gen.merge import main as merge
 from data_gen.output import read_dataset_dir, write_dataset
 from data_gen.sft_format import to_row
 from inference.trace import PathRecord, Segment, Trace
@@ -72,7 +72,7 @@ def test_merge_unions_shards_sums_counts_and_drops_repeated_rows(tmp_path):
     a = shard_dir(tmp_path, "shard-0-of-2", [trace("a", 2)], "0/2", [hit])
     b = shard_dir(tmp_path, "shard-1-of-2", [trace("b", 1), trace("c", 1)], "1/2", [])
     out = tmp_path / "merged"
-    assert generate(["merge", str(a), str(b), str(a), "--output-dir", str(out)]) == 0
+    assert merge([str(a), str(b), str(a), "--output_dir", str(out)]) == 0
     rows, stats = read_dataset_dir(out)
     assert [(r["id"], r["path_index"]) for r in rows] == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
     assert stats["counts"]["kept"] == 4 and stats["counts"]["problems"] == 3

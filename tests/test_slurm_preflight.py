@@ -71,7 +71,7 @@ def test_merge_refuses_an_incomplete_shard_set_naming_the_missing_shards(tmp_pat
     out = tmp_path / "merged"
     assert leapt(["generate", "merge", *present, "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "missing shard-1-of-4, shard-3-of-4" in err and "--allow-partial" in err
+    assert "missing shard-1-of-4, shard-3-of-4" in err and "--allow_partial" in err
     assert not out.exists()
     assert leapt(["generate", "merge", *present, "--output-dir", str(out), "--allow-partial"]) == 0
     assert (out / "stats.json").is_file()

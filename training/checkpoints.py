@@ -19,14 +19,16 @@ step, then stop", agreed between all ranks so they save at the same step.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+logger = logging.getLogger(__name__)
 
 #: written by rank 0 into checkpoint-N after every rank finished writing it
 COMPLETE_MARKER = "leapt_checkpoint_complete"
@@ -139,11 +141,7 @@ class StopOnSignal(TrainerCallback):
 
     def _on_signal(self, signum, frame) -> None:
         self.received = True
-        print(
-            f"[leapt train] got {signal.Signals(signum).name}: saving a checkpoint after this step",
-            file=sys.stderr,
-            flush=True,
-        )
+        logger.info("got %s: saving a checkpoint after this step", signal.Signals(signum).name)
 
     def _anyone_received(self) -> bool:
         import torch

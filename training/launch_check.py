@@ -215,18 +215,20 @@ def check_accelerate_file(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def check_files(paths: list[str]) -> int:
+    """Check every accelerate config in ``paths`` (ConfigError on the first bad one)."""
+    for path in paths:
+        check_accelerate_file(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.launch_check ACCELERATE.yaml...``: pre-flight check for Slurm jobs."""
     import sys
 
-    paths = sys.argv[1:] if argv is None else argv
-    try:
-        for path in paths:
-            check_accelerate_file(path)
-    except ConfigError as exc:
-        print(f"leapt train: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from leapt.cli import run_stage
+
+    return run_stage("train", check_files, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

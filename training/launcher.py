@@ -11,6 +11,7 @@ per node (slurm/train.sbatch).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leapt.config import ConfigError, check_at_least
+
+logger = logging.getLogger(__name__)
 
 ACCELERATE_DIR = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
 
@@ -110,5 +113,5 @@ def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
 def run_launch(launch: LaunchArguments, argv: Sequence[str]) -> int:
     """Start the processes, wait for them and return their exit code."""
     cmd = launch_command(launch, argv)
-    print(f"[leapt train] launching: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    logger.info("launching: %s", " ".join(cmd[1:]))
     return subprocess.run(cmd, check=False).returncode

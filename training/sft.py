@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
+from leapt.log import main_process_only
 
 #: written last; its presence marks a finished run that must not be overwritten
 FINISHED_MARKER = "leapt_training.json"
 
 
-def _say(message: str) -> None:
-    """Log on the main process only (every rank runs the same preparation)."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"[leapt train] {message}", file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
+logger.addFilter(main_process_only)  # every rank runs the same preparation; rank 0 reports it
 
 
 class TrainingStopped(RuntimeError):
@@ -50,7 +50,7 @@ def _resume_checkpoint(args, auto_resume: bool) -> str | None:
         return None
     last, skipped = last_complete_checkpoint(args.output_dir)
     for path in skipped:
-        _say(f"skipping incomplete checkpoint {path} (the run stopped while saving it)")
+        logger.info(f"skipping incomplete checkpoint {path} (the run stopped while saving it)")
     return None if last is None else str(last)
 
 
@@ -86,7 +86,7 @@ def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str |
         train_on_eos=script.train_on_eos,
         summary_open=summary_open,
     )
-    _say(
+    logger.info(
         f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated "
         f"(losing {stats.truncated_tokens} tokens, {stats.truncated_trained_tokens} of them "
         f"trained) and {stats.dropped_overlong} dropped at max_length={args.max_length}, "
@@ -96,8 +96,8 @@ def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str |
         f"ends, {stats.eos_untrained_after_engine_text} ends right after engine text)"
     )
     if stats.prompt_differs:
-        _say(
-            f"warning: {stats.prompt_differs} rows have a prompt segment that differs from this "
+        logger.warning(
+            f"{stats.prompt_differs} rows have a prompt segment that differs from this "
             "tokenizer's chat template (teacher and student templates differ?); "
             "training uses the student's template, as inference will"
         )
@@ -163,7 +163,7 @@ def _push(trainer, out_dir: Path, card_kwargs: dict) -> None:
             f"{error_reason(exc, token)}; the trained model is complete, "
             f"publish it with `leapt publish {out_dir} --repo_id {repo_id}`"
         ) from exc
-    _say(f"pushed {out_dir} to the Hub model {repo_id}")
+    logger.info(f"pushed {out_dir} to the Hub model {repo_id}")
 
 
 def build_trainer(script, args, model_args):
@@ -190,7 +190,9 @@ def build_trainer(script, args, model_args):
     summary_open = resolve_summary_open(
         script.summary_open, recorded_protocol(script.dataset_name), script.dataset_name
     )
-    _say(f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained")
+    logger.info(
+        f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained"
+    )
     tokenizer = _load_tokenizer(model_args, args)
     prepared = [
         _prepare_split(script, args, tokenizer, r, s, summary_open)
@@ -264,7 +266,7 @@ def train(script, args, model_args) -> Path:
     stop = StopOnSignal()
     trainer.add_callback(stop)
     if resume:
-        _say(f"resuming from {resume}")
+        logger.info(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
     if stop.stopped:
         trainer.accelerator.wait_for_everyone()
@@ -294,7 +296,7 @@ def train(script, args, model_args) -> Path:
             "script_args": to_dict(script),
         }
         (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        _say(f"saved model, tokenizer, generation config and README.md to {out_dir}")
+        logger.info(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()
     if push:
         _push(trainer, out_dir, card_kwargs)
@@ -319,14 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         train(script, args, model_args)
     except TrainingStopped as exc:
-        _say(str(exc))
+        logger.info(str(exc))
         return STOPPED_EXIT
     return 0
 
 
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ConfigError as exc:
-        print(f"leapt train: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+if __name__ == "__main__":  # every rank `accelerate launch -m training.sft` starts
+    from leapt.cli import main as leapt  # runs this file as training.sft, logging by that name
+
+    sys.exit(leapt(["train", *sys.argv[1:]]))

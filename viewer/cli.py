@@ -8,14 +8,13 @@ the page can switch between.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.trace import Trace, read_traces
-from leapt.config import ConfigError
+from leapt.config import ConfigError, parse_config
 from viewer.page import Group, write_page
 
 DEFAULT_NAME = "trace_view.html"
@@ -66,22 +65,37 @@ def write_run_pages(groups: Sequence[Group], out_dir: str | Path) -> list[tuple[
     return pages
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+@dataclass
+class ViewArguments:
+    """Which run to show and where the page goes."""
+
+    run_dir: str | None = field(
+        default=None, metadata={"help": "run directory (or a traces.jsonl)", "metavar": "RUN_DIR"}
+    )
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": f"HTML file to write (default: RUN_DIR/{DEFAULT_NAME})",
+            "aliases": ["-o"],
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not self.run_dir:
+            raise ConfigError("name the run directory (or traces.jsonl) to view")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``leapt view``; returns the exit code."""
+    (args,) = parse_config(
+        (ViewArguments,),
+        argv,
         prog="leapt view",
         description="Write one self-contained HTML page (no server, no network) to read the "
         "traces of an infer, eval or generate run in a browser: the problems with their answers, "
         "every path side by side by LeaP turn, coloured by author, and who read whom.",
+        positional="run_dir",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or a traces.jsonl)")
-    parser.add_argument(
-        "--output", "-o", default=None, help=f"HTML file to write (default: RUN_DIR/{DEFAULT_NAME})"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     groups = load_groups(args.run_dir)
     run = Path(args.run_dir)
     run = run if run.is_dir() else run.parent
@@ -90,7 +104,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = sum(len(traces) for _, traces in groups)
     print(f"wrote {out} ({size / 1e6:.1f} MB, {len(groups)} run(s), {problems} problems)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
