@@ -19,9 +19,8 @@ from leapt.cli import main as leapt
 from tests.fake_hub import FakeHub, serve
 from tests.test_data_gen_output import shard_dir, trace
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import smoke_argv
 
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = str(REPO / "configs" / "training" / "smoke_cpu.yaml")
 TOKEN = "hf_" + "publishTestSecretNeverPrinted42"  # fake, split so scanners do not flag it
 MODEL_FILES = {
     "chat_template.jinja",
@@ -34,10 +33,7 @@ MODEL_FILES = {
 
 
 def train_argv(model_dir: Path, data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
-    return [
-        "train", "--config", SMOKE, "--model_name_or_path", str(model_dir),
-        "--dataset_name", str(data_dir), "--output_dir", str(out_dir), "--max_steps", "2", *extra,
-    ]  # fmt: skip
+    return ["train", *smoke_argv(model_dir, data_dir, out_dir, "--max_steps", "2", *extra)]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT
+from tests.processes import free_port
 from tests.slurm_cluster import (  # noqa: F401 (fixtures)
     FINAL_STATES,
     NODE_IFNAME,
@@ -29,16 +29,11 @@ from tests.slurm_cluster import (  # noqa: F401 (fixtures)
     two_node_cluster,
 )
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import SMOKE, run_flags
 from training.checkpoints import last_complete_checkpoint
 from training.sft import FINISHED_MARKER
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_train_sbatch_runs_deepspeed_across_two_processes(
@@ -53,15 +48,8 @@ def test_train_sbatch_runs_deepspeed_across_two_processes(
     log = tmp_path / "train.out"
     job = slurm_cluster.sbatch(
         REPO_ROOT / "slurm" / "train.sbatch",
-        "configs/training/smoke_cpu.yaml",
-        "--model_name_or_path",
-        str(tiny_model_dir),
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "3",
+        str(SMOKE.relative_to(REPO_ROOT)),
+        *run_flags(tiny_model_dir, data, out, "--max_steps", "3"),
         options=("--gpus-per-node=0", "--cpus-per-task=2", f"--output={log}"),
         cwd=REPO_ROOT,
         env={
@@ -100,9 +88,8 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     max_steps = 16
     job = two_node_cluster.sbatch(
         REPO_ROOT / "slurm" / "train.sbatch",
-        "configs/training/smoke_cpu.yaml",
-        *("--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data)),
-        *("--output_dir", str(out), "--max_steps", str(max_steps)),
+        str(SMOKE.relative_to(REPO_ROOT)),
+        *run_flags(tiny_model_dir, data, out, "--max_steps", str(max_steps)),
         *("--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "2"),
         options=("--nodes=2", "--gpus-per-node=0", "--cpus-per-task=1", f"--output={log}"),
         cwd=REPO_ROOT,
