@@ -233,6 +233,29 @@ def test_results_measured_on_another_model_are_refused(evaluated, tmp_path, caps
     assert "was measured on someone/else" in capsys.readouterr().err
 
 
+def test_results_recorded_with_a_relative_model_path_are_matched_from_any_directory(
+    evaluated, tmp_path, capsys, monkeypatch
+):
+    """`leapt eval --model runs/ckpt` records the path as typed, relative to where eval ran."""
+    results = json.loads((evaluated / "eval" / "results.json").read_text())
+
+    def publish_with_model(recorded: str) -> int:
+        for entry in results["benchmarks"].values():
+            for m in entry["methods"].values():
+                m["model"] = recorded
+        eval_dir = tmp_path / "relative-eval"
+        eval_dir.mkdir(exist_ok=True)
+        (eval_dir / "results.json").write_text(json.dumps(results))
+        argv = ["publish", str(evaluated), "--repo_id", "me/x", "--eval_dir", str(eval_dir)]
+        return leapt([*argv, "--dry_run", "true"])
+
+    monkeypatch.chdir(tmp_path)  # not where eval ran: the relative path leads nowhere from here
+    assert publish_with_model(f"{evaluated.parent.name}/{evaluated.name}") == 0
+    assert "Pass@1" in capsys.readouterr().out
+    assert publish_with_model(f"another-run/{evaluated.name}") == 2
+    assert f"was measured on another-run/{evaluated.name}" in capsys.readouterr().err
+
+
 def test_dataset_publish_sends_data_stats_and_a_card_with_filters_and_decontamination(
     tmp_path,
     capsys,
