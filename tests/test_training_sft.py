@@ -66,6 +66,10 @@ def test_tiny_model_learns_and_the_checkpoint_reloads_and_generates(
     card = (out / "README.md").read_text()
     assert str(tiny_model_dir) in card and str(sft_data) in card
     assert "| learning_rate | 0.001 |" in card and "| loss_on_segments | ['model'] |" in card
+    # TRL's template has no Hub id for a local base or an unpushed run: no "None" placeholders
+    assert "None" not in card.split("## LeaP-T training")[0], card
+    assert f"fine-tuned version of `{tiny_model_dir.name}`" in card
+    assert f'model="{out}"' in card
     stats = json.loads((out / "data_stats.json").read_text())
     assert stats["kept"] == 16 and stats["trained_tokens"] > 0
     for file in out.rglob("*"):
