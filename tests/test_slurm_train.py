@@ -141,3 +141,27 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     trained_params = dict(trained.named_parameters())
     assert any(not torch.equal(p, trained_params[n]) for n, p in base.named_parameters())
+
+
+def test_train_sbatch_never_logs_a_secret_given_on_its_command_line(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The script logs the command it runs; a token passed as an override must not be in it."""
+    secret = "hf_" + "sbatchLogSecret0123456789"  # fake, split so scanners do not flag it
+    log = tmp_path / "train.out"
+    job = slurm_cluster.sbatch(
+        REPO_ROOT / "slurm" / "train.sbatch",
+        str(SMOKE.relative_to(REPO_ROOT)),
+        *run_flags(tmp_path / "never-loaded", tmp_path / "data", tmp_path / "out"),
+        *("--hub_token", secret, f"--hub-token={secret}", "--max_steps", "3"),
+        options=("--gpus-per-node=0", "--cpus-per-task=1", f"--output={log}"),
+        cwd=REPO_ROOT,
+        env={**job_env(), "LEAPT_ACCELERATE_CONFIG": "none"},
+    )
+    state = slurm_cluster.wait(job, timeout=240)[job]
+    text = log.read_text() if log.exists() else "(no log)"
+    assert state["JobState"] == "FAILED", text  # leapt train refuses a token on its command line
+    assert "running: leapt train" in text
+    assert "--hub_token *** --hub-token=*** --max_steps 3" in text, text
+    assert secret not in text
