@@ -36,6 +36,28 @@ from training.sft import FINISHED_MARKER
 pytestmark = pytest.mark.slow
 
 
+def submit_train(
+    cluster: SlurmCluster,
+    log: Path,
+    *overrides: str,
+    options: tuple[str, ...],
+    env: dict[str, str],
+) -> str:
+    """``sbatch [options] slurm/train.sbatch <smoke recipe> OVERRIDES`` on CPU nodes.
+
+    Submitted from the repository root, as a user would (the shipped accelerate
+    YAML names its DeepSpeed JSON relative to it), with the job's output in ``log``.
+    """
+    return cluster.sbatch(
+        REPO_ROOT / "slurm" / "train.sbatch",
+        str(SMOKE.relative_to(REPO_ROOT)),
+        *overrides,
+        options=("--gpus-per-node=0", *options, f"--output={log}"),
+        cwd=REPO_ROOT,
+        env={**job_env(), "CUDA_VISIBLE_DEVICES": "", **env},
+    )
+
+
 def test_train_sbatch_runs_deepspeed_across_two_processes(
     slurm_cluster: SlurmCluster,  # noqa: F811
     tiny_model_dir: Path,
@@ -46,18 +68,15 @@ def test_train_sbatch_runs_deepspeed_across_two_processes(
     data = write_sft_dataset(tmp_path / "data", n=8)
     out = tmp_path / "out"
     log = tmp_path / "train.out"
-    job = slurm_cluster.sbatch(
-        REPO_ROOT / "slurm" / "train.sbatch",
-        str(SMOKE.relative_to(REPO_ROOT)),
+    job = submit_train(
+        slurm_cluster,
+        log,
         *run_flags(tiny_model_dir, data, out, "--max_steps", "3"),
-        options=("--gpus-per-node=0", "--cpus-per-task=2", f"--output={log}"),
-        cwd=REPO_ROOT,
+        options=("--cpus-per-task=2",),
         env={
-            **job_env(),
             "LEAPT_ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml",
             "LEAPT_PROCS_PER_NODE": "2",
             "LEAPT_MAIN_PORT": str(free_port()),
-            "CUDA_VISIBLE_DEVICES": "",
         },
     )
     state = slurm_cluster.wait(job, timeout=480)[job]
@@ -86,18 +105,15 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     out = tmp_path / "out"
     log = tmp_path / "train.out"
     max_steps = 16
-    job = two_node_cluster.sbatch(
-        REPO_ROOT / "slurm" / "train.sbatch",
-        str(SMOKE.relative_to(REPO_ROOT)),
+    job = submit_train(
+        two_node_cluster,
+        log,
         *run_flags(tiny_model_dir, data, out, "--max_steps", str(max_steps)),
         *("--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "2"),
-        options=("--nodes=2", "--gpus-per-node=0", "--cpus-per-task=1", f"--output={log}"),
-        cwd=REPO_ROOT,
+        options=("--nodes=2", "--cpus-per-task=1"),
         env={
-            **job_env(),
             "LEAPT_ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml",
             "LEAPT_PROCS_PER_NODE": "1",
-            "CUDA_VISIBLE_DEVICES": "",
             # gloo picks its interface from the hostname, which no DNS here resolves
             "GLOO_SOCKET_IFNAME": NODE_IFNAME,
         },
@@ -150,14 +166,13 @@ def test_train_sbatch_never_logs_a_secret_given_on_its_command_line(
     """The script logs the command it runs; a token passed as an override must not be in it."""
     secret = "hf_" + "sbatchLogSecret0123456789"  # fake, split so scanners do not flag it
     log = tmp_path / "train.out"
-    job = slurm_cluster.sbatch(
-        REPO_ROOT / "slurm" / "train.sbatch",
-        str(SMOKE.relative_to(REPO_ROOT)),
+    job = submit_train(
+        slurm_cluster,
+        log,
         *run_flags(tmp_path / "never-loaded", tmp_path / "data", tmp_path / "out"),
         *("--hub_token", secret, f"--hub-token={secret}", "--max_steps", "3"),
-        options=("--gpus-per-node=0", "--cpus-per-task=1", f"--output={log}"),
-        cwd=REPO_ROOT,
-        env={**job_env(), "LEAPT_ACCELERATE_CONFIG": "none"},
+        options=("--cpus-per-task=1",),
+        env={"LEAPT_ACCELERATE_CONFIG": "none"},
     )
     state = slurm_cluster.wait(job, timeout=240)[job]
     text = log.read_text() if log.exists() else "(no log)"
