@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from inference.protocol import load_protocol
 from tests.r1_distill import r1_tiny_model_dir, r1_tokenizer_dir  # noqa: F401 (fixtures)
-from tests.test_fidelity import infer, scripted_run
+from tests.scripted_model import run_one
+from tests.test_fidelity import infer
 
 PROTO = load_protocol()
 
@@ -49,7 +50,7 @@ def test_r1_summary_stops_at_the_think_end_token(tmp_path, r1_tiny_model_dir):  
             return f" path {path} has 4 </think> so it is \\boxed{{4}}"
         return "4}" if phase == "forced" else "Let me add the numbers step by step. " * 10
 
-    trace, _ = scripted_run(tmp_path, r1_tiny_model_dir, script, max_tokens=80)
+    trace, _ = run_one(tmp_path, r1_tiny_model_dir, script, max_tokens=80)
     for path in trace.paths:
         # the model's tag was cut; the only one is the forced answer's
         assert PROTO.think_end not in path.text(["model", "peer"])
