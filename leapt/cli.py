@@ -19,7 +19,7 @@ from leapt.config import ConfigError
 
 #: command ("stage" or "stage sub") -> (module with ``main(argv)``, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
-    "infer": ("inference.cli", "run N peer-exchanging reasoning paths per problem (LeaP)"),
+    "infer": ("leapt.infer", "run N peer-exchanging reasoning paths per problem (LeaP)"),
     "eval": (
         "eval.cli",
         "run methods x benchmarks for one model; write results.json/.md and plots",
@@ -35,8 +35,9 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
-#: the project's top-level packages (every one holds a command), whose logging leapt sets up
-PACKAGES = sorted({module.partition(".")[0] for module, _ in STAGES.values()})
+#: the project's top-level packages, whose logging leapt sets up: those holding a command, and
+#: the engine (its command, ``leapt infer``, lives in leapt/ because it grades with eval)
+PACKAGES = sorted({"inference"} | {module.partition(".")[0] for module, _ in STAGES.values()})
 
 
 def _usage() -> str:
