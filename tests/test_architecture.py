@@ -248,3 +248,15 @@ def test_the_checks_catch_a_cycle_a_private_import_and_a_wrong_direction(tmp_pat
         "eval/report.py:1 imports data_gen.filters.RULES (eval must not import data_gen)"
     )
     assert bad[2].startswith("training/dataset.py:2 imports inference.b.y")  # SEGMENT_KINDS is ok
+
+
+def test_every_method_module_is_registered_and_has_run():
+    """A new method is its module plus its line in METHOD_MODULES; forgetting either fails here."""
+    from inference.methods import METHOD_MODULES
+
+    folder = ROOT / "inference" / "methods"
+    on_disk = {f"inference.methods.{p.stem}" for p in folder.glob("[!_]*.py")}
+    assert set(METHOD_MODULES.values()) == on_disk
+    for module in on_disk:
+        tree = ast.parse((folder / f"{module.rpartition('.')[2]}.py").read_text())
+        assert "run" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, module
