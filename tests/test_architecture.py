@@ -89,14 +89,19 @@ def known(module: str, modules: dict[str, Path]) -> str | None:
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path], root: Path) -> list[Import]:
+    """The project imports of one file, plus ``mod._name`` reads through an imported module."""
     found = []
     file = str(path.relative_to(root))
     is_package = path.name == "__init__.py"
-    for node, guarded in statements(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    bound: dict[str, str] = {}  # local name -> the project module it names
+    for node, guarded in statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if target := known(alias.name, modules):
                     found.append(Import(module, file, node.lineno, target, None, guarded))
+                    local = alias.asname or alias.name.partition(".")[0]
+                    bound[local] = alias.name if alias.asname else local
             continue
         base = node.module or ""
         if node.level:  # relative: climb from this module's package
@@ -107,9 +112,24 @@ def imports_of(module: str, path: Path, modules: dict[str, Path], root: Path) ->
             submodule = f"{base}.{alias.name}" if base else alias.name
             if submodule in modules:  # `from pkg import submodule`
                 found.append(Import(module, file, node.lineno, submodule, None, guarded))
+                bound[alias.asname or alias.name] = submodule
             elif target := known(base, modules):
                 found.append(Import(module, file, node.lineno, target, alias.name, guarded))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_private(node.attr):
+            head, _, rest = dotted(node.value).partition(".")
+            if head in bound and (target := known(f"{bound[head]}.{rest}".rstrip("."), modules)):
+                found.append(Import(module, file, node.lineno, target, node.attr, False))
     return found
+
+
+def dotted(expr: ast.expr) -> str:
+    """``a.b.c`` for a chain of names, else an empty string."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute) and (value := dotted(expr.value)):
+        return f"{value}.{expr.attr}"
+    return ""
 
 
 def all_imports(root: Path = ROOT) -> list[Import]:
@@ -228,7 +248,7 @@ def test_the_checks_catch_a_cycle_a_private_import_and_a_wrong_direction(tmp_pat
             "eval/__init__.py": "from ._secret import x\n",
             "eval/_secret.py": "x = 1\n",
             "eval/report.py": "from data_gen.filters import RULES\n",
-            "eval/grading.py": "from eval import _secret\n",
+            "eval/grading.py": "from eval import _secret\nfrom eval import report\nreport._f()\n",
             "data_gen/__init__.py": "",
             "data_gen/filters.py": "RULES = ()\nfrom eval._secret import x\n",
             "training/__init__.py": "",
@@ -239,6 +259,7 @@ def test_the_checks_catch_a_cycle_a_private_import_and_a_wrong_direction(tmp_pat
     assert find_cycles(imports) == [["inference.a", "inference.b", "inference.a"]]
     assert [(i.source, i.target, i.name) for i in private_imports(imports)] == [
         ("inference.a", "inference.b", "_helper"),  # function-level, relative
+        ("eval.grading", "eval.report", "_f"),  # read through the imported module
         ("data_gen.filters", "eval._secret", "x"),  # a private module from outside eval
     ]
     bad = direction_violations(imports)
