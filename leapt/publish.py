@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,23 @@ def training_record(folder: Path) -> dict | None:
 
 
 def _same_model(measured: str, folder: Path, repo_id: str) -> bool:
+    """Whether results recorded for model ``measured`` were measured on ``folder`` (or ``repo_id``).
+
+    `leapt eval` records ``--model`` as typed, so a relative path is relative to
+    the directory eval ran in, which is recorded nowhere and is often not the
+    directory publish runs in.  Such a path names ``folder`` exactly when that
+    directory is one of the folder's ancestors, i.e. when the folder's
+    resolved path ends with it.  Only a path that climbs (``..``) or is ``.``
+    says too little for that, and is read against the current directory.
+    """
+    if measured == repo_id:
+        return True
+    target = folder.resolve()
     path = Path(measured)
-    return measured == repo_id or (path.exists() and path.resolve() == folder.resolve())
+    parts = Path(os.path.normpath(measured)).parts
+    if path.is_absolute() or parts in ((), (".",)) or ".." in parts:
+        return path.resolve() == target
+    return target.parts[-len(parts) :] == parts
 
 
 def measured_runs(folder: Path, eval_dirs: Sequence[str] | None, repo_id: str) -> list:

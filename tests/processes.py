@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,3 +60,10 @@ def kill_when(
 def lines_in(path: Path) -> int:
     """Complete lines of a file that may not exist yet."""
     return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def free_port() -> int:
+    """A TCP port free right now on localhost (for a server or a launcher's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

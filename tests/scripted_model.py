@@ -11,14 +11,25 @@ derives, and honours ``max_tokens`` and stop strings like a real backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
+from inference.args import LeapArguments, ModelArguments
 from inference.backends.base import GenerationRequest, GenerationResult, SamplingSettings
 from inference.engine import derive_seed
+from inference.problems import Problem
+from inference.run import run_inference
+from inference.trace import Trace, read_traces
 
 EOS = object()
 #: (path, turn, phase) -> text to emit; end the text with EOS marker via a tuple (text, EOS)
 Script = Callable[[int, int, str], "str | tuple[str, object]"]
+
+#: the problem and the filler reasoning most protocol tests use
+ONE_PROBLEM = Problem("p1", "What is 2 + 2?", "4")
+RAMBLE = "Let me think step by step. First compute 12 + 30 = 42. " * 20
+#: a small LeaP run: 3 paths, one peer each, a block every 16 tokens, 40 tokens of budget
+SMALL_LEAP = {"n": 3, "top_k": 1, "T": 16, "max_tokens": 40}
 
 
 class ScriptedBackend:
@@ -59,3 +70,51 @@ class ScriptedBackend:
 
     def close(self) -> None:
         pass
+
+
+def run_scripted(
+    out_dir: Path,
+    model_dir: Path,
+    script: Script,
+    leap_args: LeapArguments,
+    problems: list[Problem],
+    *,
+    seed_ids: Iterable[str] = (),
+    grade: Callable | None = None,
+    max_model_len: int | None = None,
+) -> tuple[list[Trace], ScriptedBackend]:
+    """Run ``problems`` through the real ``run_inference`` with a scripted model.
+
+    Returns the traces written to ``out_dir`` and the backend (its ``calls``
+    show what the engine asked for).  ``seed_ids`` names request ids beyond the
+    problems' own (MoA's per-layer ids), so the script can tell their requests apart.
+    """
+    from transformers import AutoTokenizer
+
+    ids = [p.id for p in problems] + list(seed_ids)
+    backend = ScriptedBackend(
+        AutoTokenizer.from_pretrained(model_dir), script, leap_args.seed, ids, leap_args.n
+    )
+    if max_model_len is not None:
+        backend.max_model_len = max_model_len
+    run_inference(
+        ModelArguments(model=str(model_dir)),
+        leap_args,
+        problems,
+        out_dir,
+        backend=backend,
+        grade=grade,
+        progress=False,
+    )
+    return read_traces(Path(out_dir) / "traces.jsonl"), backend
+
+
+def run_one(
+    out_dir: Path, model_dir: Path, script: Script, max_model_len: int | None = None, **leap
+) -> tuple[Trace, ScriptedBackend]:
+    """:data:`ONE_PROBLEM` in a :data:`SMALL_LEAP` run (``leap`` overrides any setting)."""
+    leap_args = LeapArguments(**{**SMALL_LEAP, **leap})
+    (trace,), backend = run_scripted(
+        out_dir, model_dir, script, leap_args, [ONE_PROBLEM], max_model_len=max_model_len
+    )
+    return trace, backend

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
+
 PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "sinfo", "scontrol", "scancel")
 #: job states after which a job will not change any more
 FINAL_STATES = {
@@ -159,12 +161,6 @@ def _which(name: str) -> str | None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _memory_mib() -> int:
     """Memory slurmd will find, less a margin (a node claiming more is drained)."""
     for line in Path("/proc/meminfo").read_text().splitlines():
@@ -201,8 +197,8 @@ def write_config(root: Path, controller: str, controller_addr: str, nodes: list[
         f"""\
 ClusterName=leapt-test
 SlurmctldHost={controller}({controller_addr})
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

@@ -17,7 +17,8 @@ import pytest
 
 from inference.backends import openai_api
 from inference.backends.base import GenerationRequest, SamplingSettings
-from tests.vllm_server import free_port, tiny_model_args
+from tests.processes import free_port
+from tests.vllm_server import tiny_model_args
 
 pytest_plugins = ["tests.backend_fixtures"]
 

@@ -6,36 +6,26 @@ import pytest
 from transformers import AutoTokenizer
 
 from eval.grading import make_grader
-from inference.args import LeapArguments, ModelArguments
+from inference.args import LeapArguments
 from inference.problems import Problem
-from inference.run import run_inference
-from inference.trace import read_traces
 from leapt.config import ConfigError
-from tests.scripted_model import EOS, ScriptedBackend
+from tests.scripted_model import EOS, run_scripted
 
 PROBLEM = Problem("p1", "What is 6 * 7?", "42")
 RAMBLE = "Let me multiply carefully, six sevens are forty-two. " * 10
 
 
-def run(tmp_path, tiny_model_dir, script, ids=("p1",), **leap):
+def run(tmp_path, tiny_model_dir, script, seed_ids=(), **leap):
     leap_args = LeapArguments(**{"n": 3, "top_k": 2, "T": 8, "max_tokens": 40, **leap})
-    backend = ScriptedBackend(
-        AutoTokenizer.from_pretrained(tiny_model_dir),
+    (trace,), backend = run_scripted(
+        tmp_path,
+        tiny_model_dir,
         script,
-        leap_args.seed,
-        list(ids),
-        leap_args.n,
-    )
-    run_inference(
-        ModelArguments(model=str(tiny_model_dir)),
         leap_args,
         [PROBLEM],
-        tmp_path,
-        backend=backend,
+        seed_ids=seed_ids,
         grade=make_grader("math"),
-        progress=False,
     )
-    (trace,) = read_traces(tmp_path / "traces.jsonl")
     return trace, backend
 
 
@@ -92,7 +82,7 @@ def test_moa_final_layer_reads_previous_conclusions(tmp_path, tiny_model_dir):
         tmp_path,
         tiny_model_dir,
         script,
-        ids=("p1#moa1", "p1#moa2"),
+        seed_ids=("p1#moa1", "p1#moa2"),
         method="moa",
         n=3,
         moa_layers=2,

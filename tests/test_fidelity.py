@@ -16,33 +16,11 @@ from inference.args import LeapArguments, ModelArguments
 from inference.engine import NoProgressError
 from inference.problems import Problem
 from inference.protocol import load_protocol
-from inference.run import run_inference
 from inference.trace import read_traces
 from leapt.cli import main
-from tests.scripted_model import EOS, ScriptedBackend
+from tests.scripted_model import EOS, ONE_PROBLEM, RAMBLE, run_one
 
 PROTO = load_protocol()
-PROBLEMS = [Problem("p1", "What is 2 + 2?", "4")]
-RAMBLE = "Let me think step by step. First compute 12 + 30 = 42. " * 20
-
-
-def scripted_run(tmp_path, tiny_model_dir, script, max_model_len=None, **leap):
-    """Run one problem through the real engine with a scripted model; return (trace, backend)."""
-    leap_args = LeapArguments(**{"n": 3, "top_k": 1, "T": 16, "max_tokens": 40, **leap})
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    backend = ScriptedBackend(tokenizer, script, leap_args.seed, ["p1"], leap_args.n)
-    if max_model_len is not None:
-        backend.max_model_len = max_model_len
-    run_inference(
-        ModelArguments(model=str(tiny_model_dir)),
-        leap_args,
-        PROBLEMS,
-        tmp_path,
-        backend=backend,
-        progress=False,
-    )
-    (trace,) = read_traces(tmp_path / "traces.jsonl")
-    return trace, backend
 
 
 def protocol_file(tmp_path, **keys) -> str:
@@ -60,7 +38,7 @@ def test_summary_stops_at_think_end_which_reaches_neither_peers_nor_path(tmp_pat
             return f"path {path} has 4 </think> so the answer is \\boxed{{4}}"
         return "4}" if phase == "forced" else RAMBLE
 
-    trace, backend = scripted_run(tmp_path, tiny_model_dir, script, max_tokens=80)
+    trace, backend = run_one(tmp_path, tiny_model_dir, script, max_tokens=80)
     summary_calls = [c for c in backend.calls if any(PROTO.summary_close in r.stop for r in c)]
     assert summary_calls and all(
         PROTO.think_end in r.stop for call in summary_calls for r in call
@@ -80,7 +58,7 @@ def test_summary_ended_by_eos_is_closed_and_the_path_goes_on(tmp_path, tiny_mode
             return (f"path {path} found 4", EOS)
         return "4}" if phase == "forced" else RAMBLE
 
-    trace, _ = scripted_run(tmp_path, tiny_model_dir, script, max_tokens=80)
+    trace, _ = run_one(tmp_path, tiny_model_dir, script, max_tokens=80)
     for path in trace.paths:
         assert path.finish == "forced"
         assert f'found 4" </{PROTO.comment_tag}>' in path.text(["peer"])
@@ -98,7 +76,7 @@ def test_no_peers_block_has_its_own_wording_and_cue(tmp_path, tiny_model_dir):
             return ("It is \\boxed{4}.", EOS)
         return "so far so good</summarize>" if phase == "summary" else RAMBLE
 
-    trace, _ = scripted_run(tmp_path, tiny_model_dir, script, T=32)
+    trace, _ = run_one(tmp_path, tiny_model_dir, script, T=32)
     alone = trace.paths[0]
     assert PROTO.no_peers_text in alone.text(["peer"])
     assert PROTO.no_peers_cue in alone.text(["prompt"])
@@ -120,8 +98,8 @@ def test_triggers_and_openings_vary_and_replay_with_the_seed(tmp_path, tiny_mode
             return f" path {path} says 4</summarize>"
         return "4}" if phase == "forced" else RAMBLE
 
-    first, _ = scripted_run(tmp_path / "a", tiny_model_dir, script, max_tokens=200)
-    again, _ = scripted_run(tmp_path / "b", tiny_model_dir, script, max_tokens=200)
+    first, _ = run_one(tmp_path / "a", tiny_model_dir, script, max_tokens=200)
+    again, _ = run_one(tmp_path / "b", tiny_model_dir, script, max_tokens=200)
     assert [p.segments for p in first.paths] == [p.segments for p in again.paths]
     blocks = [b for p in first.paths for b in _blocks(p)]
     assert len(blocks) >= 6
@@ -142,7 +120,7 @@ def test_trim_to_paragraph_cuts_the_unfinished_paragraph(tmp_path, tiny_model_di
         return "Step one gives 4.\n\nStep two is half wri"
 
     proto = protocol_file(tmp_path, trim_to_paragraph=True)
-    trace, _ = scripted_run(tmp_path / "run", tiny_model_dir, script, protocol=proto, T=32)
+    trace, _ = run_one(tmp_path / "run", tiny_model_dir, script, protocol=proto, T=32)
     assert trace.config["protocol_switches"]["trim_to_paragraph"] is True
     for path in trace.paths:
         model = path.text(["model"])
@@ -170,10 +148,10 @@ def test_full_context_ends_every_path_with_finish_context_and_an_answer(tmp_path
         return "4}" if phase == "forced" else RAMBLE
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    prompt = PROTO.build_prompt(tok, PROBLEMS[0].problem, None, "math", announce=True)
+    prompt = PROTO.build_prompt(tok, ONE_PROBLEM.problem, None, "math", announce=True)
     prefill = PROTO.assistant_prefill(True)
     limit = len(tok.encode(prompt + prefill)) + 600
-    trace, backend = scripted_run(
+    trace, backend = run_one(
         tmp_path, tiny_model_dir, script, max_model_len=limit, max_tokens=2000, summary_max_tokens=8
     )
     assert trace.routing, "blocks run while they fit"
@@ -185,14 +163,14 @@ def test_full_context_ends_every_path_with_finish_context_and_an_answer(tmp_path
 
 
 def test_a_prompt_longer_than_the_context_ends_its_paths_at_once(tmp_path, tiny_model_dir):
-    trace, backend = scripted_run(tmp_path, tiny_model_dir, lambda *_: RAMBLE, max_model_len=50)
+    trace, backend = run_one(tmp_path, tiny_model_dir, lambda *_: RAMBLE, max_model_len=50)
     assert [p.finish for p in trace.paths] == ["context"] * 3
     assert backend.calls == [], "nothing fits, so nothing is requested"
 
 
 def test_a_round_that_generates_nothing_is_an_error_not_a_loop(tmp_path, tiny_model_dir):
     with pytest.raises(NoProgressError, match="p1"):
-        scripted_run(tmp_path, tiny_model_dir, lambda path, turn, phase: "")
+        run_one(tmp_path, tiny_model_dir, lambda path, turn, phase: "")
 
 
 # -- on the real hf backend: thinking (bug 5), announcing (item 6), grading (item 10) -------------
@@ -285,9 +263,7 @@ def test_context_check_reads_a_hub_model_limit_from_the_local_cache(tmp_path, mo
     """A Hub id (the paper configs' case) is checked from the cached config.json, offline."""
     from huggingface_hub import constants
 
-    from inference.args import LeapArguments, ModelArguments
     from inference.context import check_context_fits
-    from inference.problems import Problem
     from leapt.config import ConfigError
 
     snapshot = tmp_path / "hub" / "models--org--qwq" / "snapshots" / "abc123"

@@ -96,3 +96,27 @@ def test_kv_reuse_greedy_continuation_equals_full_prefill(hf_backend):
         outputs[reuse] = (first.token_ids, second.token_ids, backend.reused_tokens)
     assert outputs[True][:2] == outputs[False][:2]
     assert outputs[True][2] == len(prompt) + 6  # the prompt and all but the last sampled token
+
+
+def test_requests_that_cannot_produce_a_token_are_answered_without_the_model(tiny_model_dir):
+    """Every backend answers a full context with "context" and a zero cap with "length"."""
+    backend = load_backend(ModelArguments(model=str(tiny_model_dir), max_model_len=16))
+    try:
+        prompt = backend.tokenizer.encode("Count to ten: one, two, three,")[:10]
+        full, nothing, normal = (
+            GenerationRequest(prompt + prompt, 4),
+            GenerationRequest(prompt, 0),
+            GenerationRequest(prompt, 3, seed=1),
+        )
+        results = backend.generate([full, nothing, normal], SamplingSettings())
+        assert [(r.stop_reason, r.token_ids) for r in results[:2]] == [
+            ("context", []),
+            ("length", []),
+        ]
+        assert 1 <= len(results[2].token_ids) <= 3
+        backend.submit("group", [normal], SamplingSettings())
+        with pytest.raises(ValueError, match="already in flight"):
+            backend.submit("group", [normal], SamplingSettings())
+        assert [key for key, _ in backend.collect()] == ["group"]
+    finally:
+        backend.close()

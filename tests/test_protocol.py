@@ -5,42 +5,21 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from inference.args import LeapArguments, ModelArguments
-from inference.problems import Problem
+from inference.args import LeapArguments
 from inference.protocol import load_protocol
-from inference.run import run_inference
-from inference.trace import Segment, read_traces
+from inference.trace import Segment
 from leapt.config import ConfigError
-from tests.scripted_model import EOS, ScriptedBackend
+from tests.scripted_model import EOS, RAMBLE, run_one
 
-PROBLEMS = [Problem("p1", "What is 2 + 2?", "4")]
 PROTO = load_protocol()
 PROTO_FORCED_TOKENS = LeapArguments().forced_answer_tokens
-RAMBLE = "Let me think step by step. First compute 12 + 30 = 42. " * 20
-
-
-def run(tmp_path, tiny_model_dir, script, **leap):
-    leap_args = LeapArguments(**{"n": 3, "top_k": 1, "T": 16, "max_tokens": 40, **leap})
-    backend = ScriptedBackend(
-        AutoTokenizer.from_pretrained(tiny_model_dir), script, leap_args.seed, ["p1"], leap_args.n
-    )
-    run_inference(
-        ModelArguments(model=str(tiny_model_dir)),
-        leap_args,
-        PROBLEMS,
-        tmp_path,
-        backend=backend,
-        progress=False,
-    )
-    (trace,) = read_traces(tmp_path / "traces.jsonl")
-    return trace, backend
 
 
 def test_truncated_summary_is_closed_by_the_engine(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
         return RAMBLE  # never closes its summary
 
-    trace, _ = run(tmp_path, tiny_model_dir, script, summary_max_tokens=5)
+    trace, _ = run_one(tmp_path, tiny_model_dir, script, summary_max_tokens=5)
     for path in trace.paths:
         kinds = [(s.kind, s.text) for s in path.segments]
         for i, (kind, text) in enumerate(kinds):
@@ -57,7 +36,7 @@ def test_closed_summary_is_kept_and_routed(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
         return f"path {path} says 4 </summarize> trailing" if phase == "summary" else RAMBLE
 
-    trace, _ = run(tmp_path, tiny_model_dir, script)
+    trace, _ = run_one(tmp_path, tiny_model_dir, script)
     peers_of = {(r.turn, r.path): r.peers for r in trace.routing}
     assert peers_of, "LeaP blocks must be recorded in the routing"
     for (_turn, path), peers in peers_of.items():
@@ -82,7 +61,7 @@ def test_forced_answer_only_for_budget_exhausted_paths(tmp_path, tiny_model_dir)
             return ("I am sure it is \\boxed{4}.", EOS)
         return RAMBLE
 
-    trace, _ = run(tmp_path, tiny_model_dir, script, T=32)
+    trace, _ = run_one(tmp_path, tiny_model_dir, script, T=32)
     suffix = PROTO.forced_answer("math", close_thinking=False)  # the tiny model does not think
     finishes = [p.finish for p in trace.paths]
     assert finishes == ["think_end", "eos", "forced"]
@@ -110,7 +89,7 @@ def test_answer_after_think_end_gets_no_leap_block_and_a_cut_answer_is_forced(
             return "Short. </think>"
         return "The answer is coming " * 20  # never ends: the budget cuts the answer
 
-    trace, backend = run(tmp_path, tiny_model_dir, script, T=32, max_tokens=96)
+    trace, backend = run_one(tmp_path, tiny_model_dir, script, T=32, max_tokens=96)
     # a budget that runs out in the answer phase gets the forced answer like any other
     assert [p.finish for p in trace.paths] == ["forced"] * len(trace.paths)
     assert not trace.routing, "a path writing its answer never gets a LeaP block"
@@ -131,7 +110,7 @@ def test_leap_t_reacts_to_a_model_written_summarize(tmp_path, tiny_model_dir):
             return "4}"
         return "Two plus two. <summarize> more text that must not appear"
 
-    trace, backend = run(tmp_path, tiny_model_dir, script, method="leap_t", max_tokens=200)
+    trace, backend = run_one(tmp_path, tiny_model_dir, script, method="leap_t", max_tokens=200)
     first = trace.paths[0].segments
     # the model's own <summarize> is followed directly by its summary: no engine text between
     assert first[1] == Segment("model", "Two plus two. <summarize>I have 4 so far.</summarize>")
@@ -147,7 +126,7 @@ def test_plain_leap_does_not_stop_at_summarize(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
         return "Two plus two. <summarize> keeps going " * 3
 
-    _, backend = run(tmp_path, tiny_model_dir, script, method="leap")
+    _, backend = run_one(tmp_path, tiny_model_dir, script, method="leap")
     assert backend.calls[0][0].stop == [PROTO.think_end]
 
 
@@ -155,7 +134,7 @@ def test_independent_has_no_peer_blocks(tmp_path, tiny_model_dir):
     def script(path, turn, phase):
         return "4}" if phase == "forced" else RAMBLE
 
-    trace, _ = run(tmp_path, tiny_model_dir, script, method="independent")
+    trace, _ = run_one(tmp_path, tiny_model_dir, script, method="independent")
     assert trace.routing == []
     assert all(s.kind != "peer" for p in trace.paths for s in p.segments)
     assert all(p.summary_tokens == 0 and p.finish == "forced" for p in trace.paths)

@@ -19,9 +19,8 @@ from leapt.cli import main as leapt
 from tests.fake_hub import FakeHub, serve
 from tests.test_data_gen_output import shard_dir, trace
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import smoke_argv
 
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = str(REPO / "configs" / "training" / "smoke_cpu.yaml")
 TOKEN = "hf_" + "publishTestSecretNeverPrinted42"  # fake, split so scanners do not flag it
 MODEL_FILES = {
     "chat_template.jinja",
@@ -34,10 +33,7 @@ MODEL_FILES = {
 
 
 def train_argv(model_dir: Path, data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
-    return [
-        "train", "--config", SMOKE, "--model_name_or_path", str(model_dir),
-        "--dataset_name", str(data_dir), "--output_dir", str(out_dir), "--max_steps", "2", *extra,
-    ]  # fmt: skip
+    return ["train", *smoke_argv(model_dir, data_dir, out_dir, "--max_steps", "2", *extra)]
 
 
 @pytest.fixture
@@ -235,6 +231,29 @@ def test_results_measured_on_another_model_are_refused(evaluated, tmp_path, caps
     ]
     assert leapt(argv) == 2
     assert "was measured on someone/else" in capsys.readouterr().err
+
+
+def test_results_recorded_with_a_relative_model_path_are_matched_from_any_directory(
+    evaluated, tmp_path, capsys, monkeypatch
+):
+    """`leapt eval --model runs/ckpt` records the path as typed, relative to where eval ran."""
+    results = json.loads((evaluated / "eval" / "results.json").read_text())
+
+    def publish_with_model(recorded: str) -> int:
+        for entry in results["benchmarks"].values():
+            for m in entry["methods"].values():
+                m["model"] = recorded
+        eval_dir = tmp_path / "relative-eval"
+        eval_dir.mkdir(exist_ok=True)
+        (eval_dir / "results.json").write_text(json.dumps(results))
+        argv = ["publish", str(evaluated), "--repo_id", "me/x", "--eval_dir", str(eval_dir)]
+        return leapt([*argv, "--dry_run", "true"])
+
+    monkeypatch.chdir(tmp_path)  # not where eval ran: the relative path leads nowhere from here
+    assert publish_with_model(f"{evaluated.parent.name}/{evaluated.name}") == 0
+    assert "Pass@1" in capsys.readouterr().out
+    assert publish_with_model(f"another-run/{evaluated.name}") == 2
+    assert f"was measured on another-run/{evaluated.name}" in capsys.readouterr().err
 
 
 def test_dataset_publish_sends_data_stats_and_a_card_with_filters_and_decontamination(

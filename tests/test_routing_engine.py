@@ -10,14 +10,12 @@ from the summaries in the trace, prescribes.
 from __future__ import annotations
 
 import pytest
-from transformers import AutoTokenizer
 
-from inference.args import LeapArguments, ModelArguments
+from inference.args import LeapArguments
 from inference.problems import Problem
 from inference.protocol import load_protocol
-from inference.run import run_inference
-from inference.trace import Trace, read_traces
-from tests.scripted_model import ScriptedBackend
+from inference.trace import Trace
+from tests.scripted_model import RAMBLE, run_scripted
 from tests.test_routing import paper_similarity
 
 PROTO = load_protocol()
@@ -30,7 +28,6 @@ SUMMARIES = [
     "x = 3 but then the answer is 18",
     "a graph shows 9 roots",
 ]
-RAMBLE = "Let me think step by step. First compute 12 + 30 = 42. " * 20
 
 
 def run(tmp_path, tiny_model_dir, router: str) -> Trace:
@@ -44,19 +41,8 @@ def run(tmp_path, tiny_model_dir, router: str) -> Trace:
     leap_args = LeapArguments(
         n=4, top_k=2, T=16, max_tokens=200, router=router, protocol=str(protocol)
     )
-    backend = ScriptedBackend(
-        AutoTokenizer.from_pretrained(tiny_model_dir), script, leap_args.seed, ["p"], leap_args.n
-    )
-    out = tmp_path / router
-    run_inference(
-        ModelArguments(model=str(tiny_model_dir)),
-        leap_args,
-        [Problem("p", "What is 3 * 4?", "12")],
-        out,
-        backend=backend,
-        progress=False,
-    )
-    (trace,) = read_traces(out / "traces.jsonl")
+    problems = [Problem("p", "What is 3 * 4?", "12")]
+    (trace,), _ = run_scripted(tmp_path / router, tiny_model_dir, script, leap_args, problems)
     return trace
 
 

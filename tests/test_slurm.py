@@ -24,14 +24,59 @@ JOB_TIMEOUT = 240.0
 pytestmark = pytest.mark.slow
 
 
+#: the scripts' --job-name, which names their logs (logs/%x-%j.out, arrays %x-%A_%a.out)
+JOB_NAMES = {"infer": "leapt-infer", "evaluate": "leapt-eval", "generate": "leapt-generate"}
+#: LeaP settings small enough for a CPU node, shared by every stage's config here
+TINY_LEAP = {
+    "backend": "hf",
+    "n": 2,
+    "top_k": 1,
+    "T": 8,
+    "summary_max_tokens": 8,
+    "max_tokens": 24,
+    "forced_answer_tokens": 4,
+}
+
+
 def read_ids(traces: Path) -> list[str]:
     return [json.loads(line)["id"] for line in traces.read_text().splitlines() if line.strip()]
 
 
-def job_log(workdir: Path, pattern: str) -> str:
-    logs = sorted((workdir / "logs").glob(pattern))
-    assert logs, f"no log matching logs/{pattern}; got {list((workdir / 'logs').iterdir())}"
-    return "\n".join(p.read_text() for p in logs)
+def job_log(workdir: Path, name: str) -> str:
+    log = workdir / "logs" / name
+    assert log.is_file(), f"no log logs/{name}; got {list((workdir / 'logs').iterdir())}"
+    return log.read_text()
+
+
+def run_job(
+    cluster: SlurmCluster,
+    workdir: Path,
+    script: str,
+    *script_args: str,
+    options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> tuple[str, dict[str, dict[str, str]], str]:
+    """``sbatch slurm/<script>.sbatch ARGS`` from ``workdir`` on a CPU node, waited for.
+
+    Returns the job id, its records (one per array task, keyed ``<id>_<task>``)
+    and the logs of all its records, each read from the file its header names.
+    """
+    job = cluster.sbatch(
+        SLURM_DIR / f"{script}.sbatch",
+        *script_args,
+        options=(*CPU_NODE, *options),
+        cwd=workdir,
+        env={**job_env(), **(env or {})},
+    )
+    records = cluster.wait(job, timeout=JOB_TIMEOUT)
+    log = "\n".join(job_log(workdir, f"{JOB_NAMES[script]}-{key}.out") for key in sorted(records))
+    return job, records, log
+
+
+def write_config(workdir: Path, name: str, settings: dict) -> Path:
+    config = workdir / name
+    config.write_text(yaml.safe_dump(settings))
+    return config
 
 
 @pytest.fixture
@@ -41,46 +86,17 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def infer_config(workdir: Path, model_dir: Path, output_dir: str) -> Path:
-    config = workdir / "infer.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model": str(model_dir),
-                "backend": "hf",
-                "method": "leap",
-                "source": "synthetic",
-                "num_synthetic": 2,
-                "n": 2,
-                "top_k": 1,
-                "T": 8,
-                "summary_max_tokens": 8,
-                "max_tokens": 24,
-                "forced_answer_tokens": 4,
-                "output_dir": output_dir,
-            }
-        )
-    )
-    return config
-
-
 def test_infer_sbatch_runs_leapt_infer_with_overrides(
     slurm_cluster: SlurmCluster,  # noqa: F811
     tiny_model_dir: Path,
     workdir: Path,
 ) -> None:
-    config = infer_config(workdir, tiny_model_dir, output_dir="outputs/from-config")
-    job = slurm_cluster.sbatch(
-        SLURM_DIR / "infer.sbatch",
-        config.name,
-        "--output_dir",
-        "outputs/from-override",
-        options=CPU_NODE,
-        cwd=workdir,
-        env=job_env(),
+    settings = {"model": str(tiny_model_dir), "method": "leap", **TINY_LEAP}
+    settings |= {"source": "synthetic", "num_synthetic": 2, "output_dir": "outputs/from-config"}
+    config = write_config(workdir, "infer.yaml", settings)
+    job, records, log = run_job(
+        slurm_cluster, workdir, "infer", config.name, "--output_dir", "outputs/from-override"
     )
-    records = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)
-    log = job_log(workdir, f"leapt-infer-{job}.out")
     state = records[job]
     assert state["JobState"] == "COMPLETED", f"{state['JobState']} {state['ExitCode']}\n{log}"
 
@@ -98,15 +114,8 @@ def test_failed_stage_fails_the_job_with_the_error_in_its_log(
     slurm_cluster: SlurmCluster,  # noqa: F811
     workdir: Path,
 ) -> None:
-    job = slurm_cluster.sbatch(
-        SLURM_DIR / "infer.sbatch",
-        "missing.yaml",
-        options=CPU_NODE,
-        cwd=workdir,
-        env=job_env(),
-    )
-    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[job]
-    log = job_log(workdir, f"leapt-infer-{job}.out")
+    job, records, log = run_job(slurm_cluster, workdir, "infer", "missing.yaml")
+    state = records[job]
     assert state["JobState"] == "FAILED"
     assert state["ExitCode"] == "2:0", log
     assert "missing.yaml" in log
@@ -117,30 +126,11 @@ def test_evaluate_sbatch_writes_the_results_table(
     tiny_model_dir: Path,
     workdir: Path,
 ) -> None:
-    config = workdir / "eval.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model": str(tiny_model_dir),
-                "backend": "hf",
-                "benchmarks": ["builtin_easy"],
-                "methods": ["independent", "leap"],
-                "limit": 2,
-                "n": 2,
-                "top_k": 1,
-                "T": 8,
-                "summary_max_tokens": 8,
-                "max_tokens": 24,
-                "forced_answer_tokens": 4,
-                "output_dir": "outputs/eval",
-            }
-        )
-    )
-    job = slurm_cluster.sbatch(
-        SLURM_DIR / "evaluate.sbatch", config.name, options=CPU_NODE, cwd=workdir, env=job_env()
-    )
-    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[job]
-    log = job_log(workdir, f"leapt-eval-{job}.out")
+    settings = {"model": str(tiny_model_dir), "methods": ["independent", "leap"], **TINY_LEAP}
+    settings |= {"benchmarks": ["builtin_easy"], "limit": 2, "output_dir": "outputs/eval"}
+    config = write_config(workdir, "eval.yaml", settings)
+    job, records, log = run_job(slurm_cluster, workdir, "evaluate", config.name)
+    state = records[job]
     assert state["JobState"] == "COMPLETED", f"{state['ExitCode']}\n{log}"
     out = workdir / "outputs" / "eval"
     for method in ("independent", "leap"):
@@ -150,31 +140,18 @@ def test_evaluate_sbatch_writes_the_results_table(
 
 def generate_config(workdir: Path, model_dir: Path) -> Path:
     """A tiny harvest of 4 synthetic problems with every quality filter off."""
-    config = workdir / "generate.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "source": "synthetic",
-                "num_synthetic": 4,
-                "model": str(model_dir),
-                "backend": "hf",
-                "method": "leap",
-                "n": 2,
-                "top_k": 1,
-                "T": 8,
-                "summary_max_tokens": 8,
-                "max_tokens": 24,
-                "forced_answer_tokens": 4,
-                "filter_correct": False,
-                "filter_summaries": False,
-                "filter_peer_exchange": False,
-                "filter_natural_end": False,
-                "decontaminate": False,
-                "output_dir": "outputs/generate",
-            }
-        )
-    )
-    return config
+    settings = {"model": str(model_dir), "method": "leap", **TINY_LEAP}
+    settings |= {
+        "source": "synthetic",
+        "num_synthetic": 4,
+        "filter_correct": False,
+        "filter_summaries": False,
+        "filter_peer_exchange": False,
+        "filter_natural_end": False,
+        "decontaminate": False,
+        "output_dir": "outputs/generate",
+    }
+    return write_config(workdir, "generate.yaml", settings)
 
 
 def test_generate_sbatch_array_splits_problems_into_disjoint_shards(
@@ -183,12 +160,9 @@ def test_generate_sbatch_array_splits_problems_into_disjoint_shards(
     workdir: Path,
 ) -> None:
     config = generate_config(workdir, tiny_model_dir)
-    script = SLURM_DIR / "generate.sbatch"
-    job = slurm_cluster.sbatch(
-        script, config.name, options=(*CPU_NODE, "--array=0-1"), cwd=workdir, env=job_env()
+    job, records, log = run_job(
+        slurm_cluster, workdir, "generate", config.name, options=("--array=0-1",)
     )
-    records = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)
-    log = job_log(workdir, f"leapt-generate-{job}_*.out")
     assert {k: r["JobState"] for k, r in records.items()} == {
         f"{job}_0": "COMPLETED",
         f"{job}_1": "COMPLETED",
@@ -203,16 +177,15 @@ def test_generate_sbatch_array_splits_problems_into_disjoint_shards(
 
     # rerunning one shard of the 2-shard array (as after a time-out) keeps its
     # shard number, resumes, and duplicates nothing
-    rerun = slurm_cluster.sbatch(
-        script,
+    rerun, records, rerun_log = run_job(
+        slurm_cluster,
+        workdir,
+        "generate",
         config.name,
-        options=(*CPU_NODE, "--array=1"),
-        cwd=workdir,
-        env={**job_env(), "LEAPT_NUM_SHARDS": "2"},
+        options=("--array=1",),
+        env={"LEAPT_NUM_SHARDS": "2"},
     )
-    state = slurm_cluster.wait(rerun, timeout=JOB_TIMEOUT)[f"{rerun}_1"]
-    rerun_log = job_log(workdir, f"leapt-generate-{rerun}_1.out")
-    assert state["JobState"] == "COMPLETED", rerun_log
+    assert records[f"{rerun}_1"]["JobState"] == "COMPLETED", rerun_log
     assert "--shard 1/2" in rerun_log
     assert read_ids(out / "raw" / "shard-1-of-2" / "traces.jsonl") == shard_ids[1]
 
@@ -221,14 +194,9 @@ def test_generate_sbatch_refuses_array_indices_that_are_not_shards(
     slurm_cluster: SlurmCluster,  # noqa: F811
     workdir: Path,
 ) -> None:
-    job = slurm_cluster.sbatch(
-        SLURM_DIR / "generate.sbatch",
-        "generate.yaml",
-        options=(*CPU_NODE, "--array=2"),
-        cwd=workdir,
-        env=job_env(),
+    job, records, log = run_job(
+        slurm_cluster, workdir, "generate", "generate.yaml", options=("--array=2",)
     )
-    state = slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[f"{job}_2"]
-    log = job_log(workdir, f"leapt-generate-{job}_2.out")
+    state = records[f"{job}_2"]
     assert (state["JobState"], state["ExitCode"]) == ("FAILED", "2:0"), log
     assert "are not the shards 0..0 of 1" in log

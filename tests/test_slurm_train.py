@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT
+from tests.processes import free_port
 from tests.slurm_cluster import (  # noqa: F401 (fixtures)
     FINAL_STATES,
     NODE_IFNAME,
@@ -29,16 +29,33 @@ from tests.slurm_cluster import (  # noqa: F401 (fixtures)
     two_node_cluster,
 )
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import SMOKE, run_flags
 from training.checkpoints import last_complete_checkpoint
 from training.sft import FINISHED_MARKER
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def submit_train(
+    cluster: SlurmCluster,
+    log: Path,
+    *overrides: str,
+    options: tuple[str, ...],
+    env: dict[str, str],
+) -> str:
+    """``sbatch [options] slurm/train.sbatch <smoke recipe> OVERRIDES`` on CPU nodes.
+
+    Submitted from the repository root, as a user would (the shipped accelerate
+    YAML names its DeepSpeed JSON relative to it), with the job's output in ``log``.
+    """
+    return cluster.sbatch(
+        REPO_ROOT / "slurm" / "train.sbatch",
+        str(SMOKE.relative_to(REPO_ROOT)),
+        *overrides,
+        options=("--gpus-per-node=0", *options, f"--output={log}"),
+        cwd=REPO_ROOT,
+        env={**job_env(), "CUDA_VISIBLE_DEVICES": "", **env},
+    )
 
 
 def test_train_sbatch_runs_deepspeed_across_two_processes(
@@ -51,25 +68,15 @@ def test_train_sbatch_runs_deepspeed_across_two_processes(
     data = write_sft_dataset(tmp_path / "data", n=8)
     out = tmp_path / "out"
     log = tmp_path / "train.out"
-    job = slurm_cluster.sbatch(
-        REPO_ROOT / "slurm" / "train.sbatch",
-        "configs/training/smoke_cpu.yaml",
-        "--model_name_or_path",
-        str(tiny_model_dir),
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "3",
-        options=("--gpus-per-node=0", "--cpus-per-task=2", f"--output={log}"),
-        cwd=REPO_ROOT,
+    job = submit_train(
+        slurm_cluster,
+        log,
+        *run_flags(tiny_model_dir, data, out, "--max_steps", "3"),
+        options=("--cpus-per-task=2",),
         env={
-            **job_env(),
             "LEAPT_ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml",
             "LEAPT_PROCS_PER_NODE": "2",
             "LEAPT_MAIN_PORT": str(free_port()),
-            "CUDA_VISIBLE_DEVICES": "",
         },
     )
     state = slurm_cluster.wait(job, timeout=480)[job]
@@ -98,19 +105,15 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     out = tmp_path / "out"
     log = tmp_path / "train.out"
     max_steps = 16
-    job = two_node_cluster.sbatch(
-        REPO_ROOT / "slurm" / "train.sbatch",
-        "configs/training/smoke_cpu.yaml",
-        *("--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data)),
-        *("--output_dir", str(out), "--max_steps", str(max_steps)),
+    job = submit_train(
+        two_node_cluster,
+        log,
+        *run_flags(tiny_model_dir, data, out, "--max_steps", str(max_steps)),
         *("--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "2"),
-        options=("--nodes=2", "--gpus-per-node=0", "--cpus-per-task=1", f"--output={log}"),
-        cwd=REPO_ROOT,
+        options=("--nodes=2", "--cpus-per-task=1"),
         env={
-            **job_env(),
             "LEAPT_ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml",
             "LEAPT_PROCS_PER_NODE": "1",
-            "CUDA_VISIBLE_DEVICES": "",
             # gloo picks its interface from the hostname, which no DNS here resolves
             "GLOO_SOCKET_IFNAME": NODE_IFNAME,
         },
@@ -154,3 +157,26 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     trained_params = dict(trained.named_parameters())
     assert any(not torch.equal(p, trained_params[n]) for n, p in base.named_parameters())
+
+
+def test_train_sbatch_never_logs_a_secret_given_on_its_command_line(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The script logs the command it runs; a token passed as an override must not be in it."""
+    secret = "hf_" + "sbatchLogSecret0123456789"  # fake, split so scanners do not flag it
+    log = tmp_path / "train.out"
+    job = submit_train(
+        slurm_cluster,
+        log,
+        *run_flags(tmp_path / "never-loaded", tmp_path / "data", tmp_path / "out"),
+        *("--hub_token", secret, f"--hub-token={secret}", "--max_steps", "3"),
+        options=("--cpus-per-task=1",),
+        env={"LEAPT_ACCELERATE_CONFIG": "none"},
+    )
+    state = slurm_cluster.wait(job, timeout=240)[job]
+    text = log.read_text() if log.exists() else "(no log)"
+    assert state["JobState"] == "FAILED", text  # leapt train refuses a token on its command line
+    assert "running: leapt train" in text
+    assert "--hub_token *** --hub-token=*** --max_steps 3" in text, text
+    assert secret not in text

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import REPO, SMOKE, smoke_argv
 from training.checkpoints import COMPLETE_MARKER, TRAINER_STATE, last_complete_checkpoint
 from training.sft import FINISHED_MARKER, STOPPED_EXIT
-
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
 
 
 def fake_checkpoint(out: Path, step: int, *files: str) -> Path:
@@ -43,26 +41,13 @@ def test_the_newest_complete_checkpoint_is_picked_and_torn_ones_are_skipped(tmp_
 
 
 def train_command(tiny_model_dir: Path, data: Path, out: Path, max_steps: int) -> list[str]:
+    saving = ("--save_strategy", "steps", "--save_steps", "1", "--save_total_limit", "2")
+    steps = ("--max_steps", str(max_steps))
     return [
         sys.executable,
         "-m",
         "training.sft",
-        "--config",
-        str(SMOKE),
-        "--model_name_or_path",
-        str(tiny_model_dir),
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        str(max_steps),
-        "--save_strategy",
-        "steps",
-        "--save_steps",
-        "1",
-        "--save_total_limit",
-        "2",
+        *smoke_argv(tiny_model_dir, data, out, *steps, *saving),
     ]
 
 

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import REPO, smoke_argv
 from training.sft import FINISHED_MARKER
-
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def accelerate_launch(accelerate_config: Path, *train_args: str) -> subprocess.CompletedProcess:
@@ -64,16 +56,7 @@ def test_deepspeed_two_processes_train_and_save_a_loadable_checkpoint(
     out = tmp_path / "out"
     proc = accelerate_launch(
         REPO / "configs" / "accelerate" / f"{zero}.yaml",
-        "--config",
-        str(SMOKE),
-        "--model_name_or_path",
-        str(tiny_model_dir),
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "3",
+        *smoke_argv(tiny_model_dir, data, out, "--max_steps", "3"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / FINISHED_MARKER).read_text())
@@ -107,15 +90,7 @@ def test_mismatched_deepspeed_json_stops_every_rank_before_the_model(tmp_path):
     )
     data = write_sft_dataset(tmp_path / "data", n=2)
     proc = accelerate_launch(
-        acc,
-        "--config",
-        str(SMOKE),
-        "--model_name_or_path",
-        "/nonexistent/model-never-loaded",
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(tmp_path / "out"),
+        acc, *smoke_argv("/nonexistent/model-never-loaded", data, tmp_path / "out")
     )
     assert proc.returncode != 0
     assert "train_micro_batch_size_per_gpu=8 but the recipe has per_device_train_batch_size=2" in (

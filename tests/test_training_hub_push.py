@@ -14,13 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.processes import REPO, leapt_argv, leapt_env
+from tests.processes import REPO, free_port, leapt_argv, leapt_env
 from tests.test_training_data import write_sft_dataset
-from tests.vllm_server import free_port
+from tests.training_runs import smoke_argv
 from training.sft import FINISHED_MARKER
 
 SECRET = "hf_" + "trainPushSecret0123456789abcdef"  # fake, split so scanners do not flag it
-SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
 
 
 class EchoingHub(BaseHTTPRequestHandler):
@@ -58,10 +57,10 @@ def test_failed_push_is_one_line_without_the_token(tiny_model_dir, tmp_path, ech
     data = write_sft_dataset(tmp_path / "data", n=4)
     out = tmp_path / "run"
     argv = leapt_argv(
-        "train", "--config", str(SMOKE), "--model_name_or_path", str(tiny_model_dir),
-        "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2",
-        "--push_to_hub", "true", "--hub_model_id", "me/leapt-push-test",
-    )  # fmt: skip
+        "train",
+        *smoke_argv(tiny_model_dir, data, out, "--max_steps", "2"),
+        *("--push_to_hub", "true", "--hub_model_id", "me/leapt-push-test"),
+    )
     env = leapt_env(HF_TOKEN=SECRET, HF_ENDPOINT=echoing_hub, HF_HUB_DISABLE_TELEMETRY="1")
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

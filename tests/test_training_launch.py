@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
 from tests.test_training_data import write_sft_dataset
-from tests.test_training_distributed import free_port
+from tests.training_runs import REPO, SMOKE, smoke_argv
 from training.sft import FINISHED_MARKER
-
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = REPO / "configs" / "training" / "smoke_cpu.yaml"
 
 
 def leapt_train(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -33,11 +31,7 @@ def test_leapt_train_starts_two_deepspeed_processes_from_any_directory(tiny_mode
         "--num_processes", "2",
         "--accelerate_config", "zero2",
         "--main_process_port", str(free_port()),
-        "--config", str(SMOKE),
-        "--model_name_or_path", str(tiny_model_dir),
-        "--dataset_name", str(data),
-        "--output_dir", str(out),
-        "--max_steps", "2",
+        *smoke_argv(tiny_model_dir, data, out, "--max_steps", "2"),
         cwd=tmp_path,  # the shipped config's DeepSpeed JSON is found outside the repository too
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

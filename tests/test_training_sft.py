@@ -10,31 +10,16 @@ import pytest
 
 from leapt.cli import main as leapt_main
 from tests.test_training_data import write_sft_dataset
+from tests.training_runs import smoke_argv
 from training.sft import FINISHED_MARKER
 from training.sft import main as train_main
 
-REPO = Path(__file__).resolve().parent.parent
-SMOKE = str(REPO / "configs" / "training" / "smoke_cpu.yaml")
 FAKE_TOKEN = "hf_leaptTestSecretDoNotLeak123"
 
 
 @pytest.fixture(scope="module")
 def sft_data(tmp_path_factory) -> Path:
     return write_sft_dataset(tmp_path_factory.mktemp("sft-data"), n=16)
-
-
-def smoke_argv(model_dir: Path, data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
-    return [
-        "--config",
-        SMOKE,
-        "--model_name_or_path",
-        str(model_dir),
-        "--dataset_name",
-        str(data_dir),
-        "--output_dir",
-        str(out_dir),
-        *extra,
-    ]
 
 
 def losses(out_dir: Path) -> list[float]:
@@ -81,6 +66,10 @@ def test_tiny_model_learns_and_the_checkpoint_reloads_and_generates(
     card = (out / "README.md").read_text()
     assert str(tiny_model_dir) in card and str(sft_data) in card
     assert "| learning_rate | 0.001 |" in card and "| loss_on_segments | ['model'] |" in card
+    # TRL's template has no Hub id for a local base or an unpushed run: no "None" placeholders
+    assert "None" not in card.split("## LeaP-T training")[0], card
+    assert f"fine-tuned version of `{tiny_model_dir.name}`" in card
+    assert f'model="{out}"' in card
     stats = json.loads((out / "data_stats.json").read_text())
     assert stats["kept"] == 16 and stats["trained_tokens"] > 0
     for file in out.rglob("*"):

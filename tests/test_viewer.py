@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -188,13 +189,18 @@ def test_page_holds_hostile_text_only_as_escaped_data(run):
     assert "default-src 'none'" in csp and "unsafe-inline" not in csp
 
 
-def test_view_cli_finds_every_run_layout(run, tmp_path, capsys):
-    out, traces = run
-    eval_root = tmp_path / "eval"
+def eval_layout(root: Path, traces: list) -> Path:
+    """``root`` laid out as ``leapt eval`` writes it: the traces under aime24/{independent,leap}."""
     for method in ("independent", "leap"):
-        tf = TraceFile(eval_root / "aime24" / method / "traces.jsonl")
+        tf = TraceFile(root / "aime24" / method / "traces.jsonl")
         for t in traces:
             tf.append(t)
+    return root
+
+
+def test_view_cli_finds_every_run_layout(run, tmp_path, capsys):
+    out, traces = run
+    eval_root = eval_layout(tmp_path / "eval", traces)
     gen_root = tmp_path / "gen"
     for shard in ("shard-0-of-2", "shard-1-of-2"):
         tf = TraceFile(gen_root / "raw" / shard / "traces.jsonl")
@@ -227,11 +233,7 @@ def test_view_cli_bad_input_is_one_line(tmp_path, capsys):
 
 def test_report_links_a_viewer_page_per_method(run, tmp_path):
     _, traces = run
-    root = tmp_path / "eval"
-    for method in ("independent", "leap"):
-        tf = TraceFile(root / "aime24" / method / "traces.jsonl")
-        for t in traces:
-            tf.append(t)
+    root = eval_layout(tmp_path / "eval", traces)
     assert leapt(["report", str(root)]) == 0
     md = (root / "results.md").read_text()
     links = re.findall(r"\[([^\]]+)\]\(([^)]+\.html)\)", md)

@@ -40,6 +40,14 @@ def visible(chrome, selector: str) -> int:
     )
 
 
+def search(chrome, text: str) -> None:
+    """Type ``text`` into the search box as a user would (the page filters on ``input``)."""
+    chrome.evaluate(
+        "(() => { const s = document.querySelector('#search');"
+        f" s.value = {json.dumps(text)}; s.dispatchEvent(new Event('input')); }})()"
+    )
+
+
 def test_problems_listed_with_gold_answers_and_correctness(page):
     chrome, traces, _ = page
     rows = chrome.evaluate(
@@ -112,10 +120,7 @@ def test_hostile_trace_text_renders_as_text(page):
 
 def test_search_filters_problems_and_long_text_folds(page):
     chrome, _, _ = page
-    chrome.evaluate(
-        "(() => { const s = document.querySelector('#search'); s.value = '3 * 5';"
-        " s.dispatchEvent(new Event('input')); })()"
-    )
+    search(chrome, "3 * 5")
     ids = chrome.evaluate(
         "[...document.querySelectorAll('#problems tbody td.pid')].map(td => td.textContent)"
     )
@@ -128,10 +133,7 @@ def test_search_filters_problems_and_long_text_folds(page):
     chrome.evaluate("document.querySelector('.problem-text button.fold').click()")
     unfolded = chrome.evaluate("document.querySelector('.problem-text').firstChild.textContent")
     assert unfolded == PROBLEMS[1].problem
-    chrome.evaluate(
-        "(() => { const s = document.querySelector('#search'); s.value = '';"
-        " s.dispatchEvent(new Event('input')); })()"
-    )
+    search(chrome, "")
     assert visible(chrome, "#problems tbody tr") == len(PROBLEMS)
 
 

@@ -35,17 +35,8 @@ _CORPUS = [
 
 def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
     """Write a tiny Qwen2 checkpoint + tokenizer into ``out_dir`` and return it."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        GenerationConfig,
-        PreTrainedTokenizerFast,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -65,28 +56,44 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
         model_max_length=8192,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(out)
+    return save_random_qwen2(tokenizer, out_dir, seed, hidden_size=128, num_attention_heads=2)
 
+
+def save_random_qwen2(
+    tokenizer, out_dir: str | Path, seed: int, hidden_size: int, num_attention_heads: int
+) -> Path:
+    """Save ``tokenizer`` and random 2-layer Qwen2 weights sized for it into ``out_dir``.
+
+    Heads are 64-dim (vLLM's CPU kernels require it) with one key/value head;
+    the special token ids and the generation config come from the tokenizer,
+    so EOS and padding behave as in a real checkpoint.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=2,
+        num_attention_heads=num_attention_heads,
         num_key_value_heads=1,
         head_dim=64,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
         torch_dtype="float32",
+        **special,
     )
     model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    model.generation_config = GenerationConfig(**special)
     model.save_pretrained(out)
     return out

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.args import LeapArguments, ModelArguments
+from inference.args import LeapArguments
 from inference.problems import Problem
-from inference.run import run_inference
-from inference.trace import Trace, read_traces
-from tests.scripted_model import EOS, ScriptedBackend
+from inference.trace import Trace
+from tests.scripted_model import EOS, run_scripted
 
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 PROBLEMS = [
@@ -44,26 +43,17 @@ def script(path: int, turn: int, phase: str):
 
 def build_run(out_dir: Path, tokenizer_dir: Path, method: str = "leap") -> list[Trace]:
     """Run ``method`` (n=4, top_k=2, dispersed router) on the two problems into ``out_dir``."""
-    from transformers import AutoTokenizer
-
     from eval.grading import make_grader
 
     leap_args = LeapArguments(method=method, n=N, top_k=TOP_K, T=48, max_tokens=400)
-    ids = [p.id for p in PROBLEMS]
-    backend = ScriptedBackend(
-        AutoTokenizer.from_pretrained(tokenizer_dir),
+    moa_layer_ids = [f"{p.id}#moa{layer}" for p in PROBLEMS for layer in (1, 2)]
+    traces, _ = run_scripted(
+        out_dir,
+        tokenizer_dir,
         script,
-        leap_args.seed,
-        ids + [f"{i}#moa{layer}" for i in ids for layer in (1, 2)],  # MoA's per-layer ids
-        leap_args.n,
-    )
-    run_inference(
-        ModelArguments(model=str(tokenizer_dir)),
         leap_args,
         PROBLEMS,
-        out_dir,
-        backend=backend,
+        seed_ids=moa_layer_ids,
         grade=make_grader("math"),
-        progress=False,
     )
-    return read_traces(Path(out_dir) / "traces.jsonl")
+    return traces

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from inference.args import ModelArguments
+from tests.processes import free_port
 
 #: seconds to wait for /health (about 40 s on an idle 2-core machine; slower when shared)
 START_TIMEOUT = 600.0
@@ -39,12 +39,6 @@ def tiny_model_args(model_dir: Path, backend: str, **overrides) -> ModelArgument
         max_model_len=MAX_MODEL_LEN,
         **overrides,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class VLLMServer:

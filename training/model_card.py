@@ -11,6 +11,7 @@ data preparation kept and dropped, and how to run it with peer exchange.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -134,5 +135,26 @@ def extend_card(card, fields: LeapCardFields, model_ref: str):
     dataset = hub_id_or_none(fields.dataset)
     if dataset:
         data.datasets = [dataset]
-    card.text = card.text.rstrip("\n") + "\n\n" + leap_sections(fields, model_ref)
+    text = _true_local_references(card.text, fields.base_model, model_ref)
+    card.text = text.rstrip("\n") + "\n\n" + leap_sections(fields, model_ref)
     return card
+
+
+#: what TRL's card template renders for a base model or repo it has no Hub id for
+_TRL_NO_BASE = "[None](https://huggingface.co/None)"
+_TRL_NO_REPO = 'model="None"'
+
+
+def _true_local_references(text: str, base_model: str, model_ref: str) -> str:
+    """TRL's card text with its ``None`` placeholders replaced by what is true.
+
+    TRL's template links the base model and names the repo unconditionally, so
+    a local base folder (no Hub id) renders as a link to ``huggingface.co/None``
+    and a run that is not pushed loads ``model="None"`` in its quick start.  The
+    base becomes its folder name (not the full local path, which says nothing
+    to a reader elsewhere) and the quick start loads ``model_ref``.
+    """
+    if hub_id_or_none(base_model) is None and base_model:
+        name = Path(base_model.rstrip("/")).name or base_model
+        text = text.replace(_TRL_NO_BASE, f"`{name}` (a local checkpoint)")
+    return text.replace(_TRL_NO_REPO, f"model={json.dumps(model_ref)}")

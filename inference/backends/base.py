@@ -10,16 +10,16 @@ Requests arrive in *groups* (one group = one round of one problem) through
 therefore advances as soon as its own requests return instead of waiting for
 every other problem's (a summary round need not wait for another problem's
 long reasoning chunk), while the backend keeps many groups in flight to fill
-its batch.  A backend with only ``generate`` is driven through
+its batch.  Streaming backends share that bookkeeping through
+:class:`GroupedBackend`; a backend with only ``generate`` is driven through
 :class:`RoundBatcher`: all pending groups in one call, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 StopReason = Literal["stop", "eos", "length", "context"]
 
@@ -151,23 +151,66 @@ def generate_all(
             return results
 
 
-class FutureGroups:
-    """Groups of concurrent futures (e.g. HTTP calls) behind ``collect``."""
+class GroupedBackend:
+    """What every streaming backend shares: ``generate``, ``submit`` and ``collect`` over groups.
+
+    A subclass only starts one request on its model (:meth:`_start`) and waits
+    for some to end (:meth:`_wait`), filling in results with :meth:`_finish`.
+    Requests that cannot produce a token are answered here without the model,
+    the same way for every backend: a context already at ``max_model_len``
+    (``"context"``) and a cap of no tokens (``"length"``).
+    """
+
+    tokenizer: Any
+    model_name: str
+    #: context limit in tokens, when the backend knows one
+    max_model_len: int | None
 
     def __init__(self) -> None:
-        self.groups: dict[Hashable, list[Future]] = {}
+        #: each group in flight: its results, aligned with its requests (None while running)
+        self.groups: dict[Hashable, list[GenerationResult | None]] = {}
 
-    def add(self, key: Hashable, futures: list[Future]) -> None:
+    def generate(
+        self, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> list[GenerationResult]:
+        """Run ``requests`` as one group and wait for it; results align with requests."""
+        return generate_all(self, requests, sampling)
+
+    def submit(
+        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    ) -> None:
+        """Queue one group under ``key``: start each request that can run (returns at once)."""
         if key in self.groups:
             raise ValueError(f"group {key!r} is already in flight")
-        self.groups[key] = futures
+        self.groups[key] = [None] * len(requests)
+        for slot, request in enumerate(requests):
+            if self.max_model_len is not None and len(request.token_ids) >= self.max_model_len:
+                # the model would reject the request: tell the engine the path cannot grow
+                self._finish(key, slot, GenerationResult([], "", "context"))
+            elif request.max_tokens < 1:
+                self._finish(key, slot, GenerationResult([], "", "length"))
+            else:
+                self._start(key, slot, request, sampling)
 
     def collect(self) -> list[Done]:
+        """Wait until at least one group is complete; return every complete group."""
         if not self.groups:
             raise RuntimeError("collect() with nothing submitted")
         while True:
-            done = [key for key, futs in self.groups.items() if all(f.done() for f in futs)]
+            done = [k for k, results in self.groups.items() if all(r is not None for r in results)]
             if done:
-                return [(key, [f.result() for f in self.groups.pop(key)]) for key in done]
-            pending = [f for futs in self.groups.values() for f in futs if not f.done()]
-            wait(pending, return_when=FIRST_COMPLETED)
+                return [(k, self.groups.pop(k)) for k in done]  # type: ignore[misc]
+            self._wait()
+
+    def _finish(self, key: Hashable, slot: int, result: GenerationResult) -> None:
+        self.groups[key][slot] = result
+
+    def _start(
+        self, key: Hashable, slot: int, request: GenerationRequest, sampling: SamplingSettings
+    ) -> None:
+        """Begin generating ``request``; its result goes to ``_finish(key, slot, ...)``."""
+        raise NotImplementedError
+
+    def _wait(self) -> None:
+        """Block until at least one started request has been finished."""
+        raise NotImplementedError

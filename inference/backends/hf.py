@@ -34,12 +34,11 @@ from typing import Any
 
 from inference.args import ModelArguments
 from inference.backends.base import (
-    Done,
     GenerationRequest,
     GenerationResult,
+    GroupedBackend,
     SamplingSettings,
     StopReason,
-    generate_all,
 )
 
 _DTYPES = {"float32", "bfloat16", "float16"}
@@ -64,7 +63,7 @@ class _Row:
     result: GenerationResult | None = None
 
 
-class HFBackend:
+class HFBackend(GroupedBackend):
     """A causal LM and its tokenizer, continuing token ids with a batched decode loop."""
 
     def __init__(
@@ -76,6 +75,7 @@ class HFBackend:
         max_model_len: int | None = None,
         kv_reuse: bool = True,
     ):
+        super().__init__()
         self.model = model
         #: context limit the engine keeps every path within (default: the model's positions)
         self.max_model_len = max_model_len or getattr(model.config, "max_position_embeddings", None)
@@ -93,45 +93,25 @@ class HFBackend:
         self.rows: list[_Row] = []
         self.cache: Any = None  # DynamicCache of the batch: keys/values [rows, heads, width, dim]
         self.mask: Any = None  # [rows, width], 1 where a cache column holds a real token
-        self.groups: dict[Hashable, list[GenerationResult | None]] = {}
         #: prompt tokens whose keys/values came from the store instead of a prefill (tests, benchmark)
         self.reused_tokens = 0
 
     # -- Backend / Submitter ---------------------------------------------------
 
-    def generate(
-        self, requests: list[GenerationRequest], sampling: SamplingSettings
-    ) -> list[GenerationResult]:
-        """Run ``requests`` as one group and wait for it; results align with requests."""
-        return generate_all(self, requests, sampling)
-
-    def submit(
-        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    def _start(
+        self, key: Hashable, slot: int, request: GenerationRequest, sampling: SamplingSettings
     ) -> None:
         import torch
 
-        if key in self.groups:
-            raise ValueError(f"group {key!r} is already in flight")
-        self.groups[key] = [None] * len(requests)
-        for slot, req in enumerate(requests):
-            row = _Row(key, slot, req, sampling, torch.Generator().manual_seed(req.seed))
-            if req.max_tokens < 1:
-                row.result = GenerationResult([], "", "length")
-                self.groups[key][slot] = row.result
-            else:
-                self.queue.append(row)
+        generator = torch.Generator().manual_seed(request.seed)
+        self.queue.append(_Row(key, slot, request, sampling, generator))
 
-    def collect(self) -> list[Done]:
-        if not self.groups:
-            raise RuntimeError("collect() with nothing submitted")
-        while True:
-            done = [k for k, results in self.groups.items() if all(r is not None for r in results)]
-            if done:
-                return [(k, self.groups.pop(k)) for k in done]  # type: ignore[misc]
-            if self.queue and len(self.rows) < self.batch_size:
-                self._admit()
-            else:
-                self._step()
+    def _wait(self) -> None:
+        """Admit waiting rows while the batch has room, else decode one step."""
+        if self.queue and len(self.rows) < self.batch_size:
+            self._admit()
+        else:
+            self._step()
 
     def close(self) -> None:
         self.model = None
@@ -230,7 +210,7 @@ class HFBackend:
             row.new.append(token)
             row.result = self._check(row)
             if row.result is not None:
-                self.groups[row.key][row.slot] = row.result
+                self._finish(row.key, row.slot, row.result)
                 ended.add(id(row))
         if not ended:
             return

@@ -27,19 +27,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Hashable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
 
 from inference.args import ModelArguments
 from inference.backends.base import (
-    Done,
-    FutureGroups,
     GenerationRequest,
     GenerationResult,
+    GroupedBackend,
     SamplingSettings,
-    generate_all,
 )
 from inference.backends.vllm_offline import context_limited, map_finish, result_from_ids
 from leapt.config import ConfigError
@@ -63,10 +61,11 @@ class ServerUnusableError(OpenAIBackendError, ConfigError):
     """
 
 
-class OpenAIBackend:
+class OpenAIBackend(GroupedBackend):
     """Backend that sends every request to ``{api_base}/completions``."""
 
     def __init__(self, model_args: ModelArguments, tokenizer: Any) -> None:
+        super().__init__()
         self.tokenizer = tokenizer
         self.model_name = model_args.model
         self.served_name = model_args.served_model_name or model_args.model
@@ -85,7 +84,8 @@ class OpenAIBackend:
         self.max_model_len: int | None = None
         #: at most MAX_CONCURRENCY calls in flight across all problems' rounds
         self.pool = ThreadPoolExecutor(MAX_CONCURRENCY, thread_name_prefix="leapt-openai")
-        self.in_flight = FutureGroups()
+        #: each call in flight and the (group, slot) its result belongs to
+        self.calls: dict[Future, tuple[Hashable, int]] = {}
         #: what the probe found the server to support (vLLM: both True)
         self.token_prompts = True
         self.returns_token_ids = True
@@ -162,11 +162,6 @@ class OpenAIBackend:
         return body
 
     def _one(self, request: GenerationRequest, sampling: SamplingSettings) -> GenerationResult:
-        room = None if self.max_model_len is None else self.max_model_len - len(request.token_ids)
-        if room is not None and room < 1:
-            return GenerationResult(token_ids=[], text="", stop_reason="context")
-        if request.max_tokens < 1:
-            return GenerationResult(token_ids=[], text="", stop_reason="length")
         choice = self._call("POST", "/completions", self._body(request, sampling))["choices"][0]
         return context_limited(self._result(choice, request.stop), request, self.max_model_len)
 
@@ -191,22 +186,17 @@ class OpenAIBackend:
             token_ids=token_ids, text=text, stop_reason=stop_reason, stop_string=stop_string
         )
 
-    def generate(
-        self, requests: list[GenerationRequest], sampling: SamplingSettings
-    ) -> list[GenerationResult]:
-        """Send all requests concurrently (bounded); results align with requests."""
-        return generate_all(self, requests, sampling)
-
-    def submit(
-        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    def _start(
+        self, key: Hashable, slot: int, request: GenerationRequest, sampling: SamplingSettings
     ) -> None:
-        """Start one HTTP call per request on the shared pool (returns at once)."""
-        futures = [self.pool.submit(self._one, r, sampling) for r in requests]
-        self.in_flight.add(key, futures)
+        """Start the request's HTTP call on the shared pool (returns at once)."""
+        self.calls[self.pool.submit(self._one, request, sampling)] = (key, slot)
 
-    def collect(self) -> list[Done]:
-        """Wait until at least one group's calls have all answered."""
-        return self.in_flight.collect()
+    def _wait(self) -> None:
+        """Wait for at least one call to answer; a failed call raises here, in the caller."""
+        ended, _ = wait(self.calls, return_when=FIRST_COMPLETED)
+        for future in ended:
+            self._finish(*self.calls.pop(future), future.result())
 
     def close(self) -> None:
         """Stop the request pool and close the HTTP connections (the server is not ours to stop)."""

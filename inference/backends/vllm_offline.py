@@ -37,11 +37,10 @@ from typing import Any
 from inference.args import ModelArguments
 from inference.backends import cpu_dtype, has_cuda
 from inference.backends.base import (
-    Done,
     GenerationRequest,
     GenerationResult,
+    GroupedBackend,
     SamplingSettings,
-    generate_all,
 )
 
 #: KV cache (GiB) vLLM reserves on CPU when the user has not chosen; small machines need this
@@ -184,15 +183,15 @@ class DataParallelEngine:
         self.thread.join(timeout=30)
 
 
-class VLLMOfflineBackend:
+class VLLMOfflineBackend(GroupedBackend):
     """Backend over an in-process vLLM engine (``SingleEngine`` or ``DataParallelEngine``)."""
 
     def __init__(self, engine: SingleEngine | DataParallelEngine, tokenizer: Any, model_name: str):
+        super().__init__()
         self.engine: SingleEngine | DataParallelEngine | None = engine
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.max_model_len = engine.max_model_len
-        self.groups: dict[Hashable, list[GenerationResult | None]] = {}
         self.where: dict[str, tuple[Hashable, int, GenerationRequest]] = {}
         self.ids = itertools.count()
 
@@ -215,46 +214,21 @@ class VLLMOfflineBackend:
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
 
-    def generate(
-        self, requests: list[GenerationRequest], sampling: SamplingSettings
-    ) -> list[GenerationResult]:
-        """Run ``requests`` as one group and wait for it; results align with requests."""
-        return generate_all(self, requests, sampling)
-
-    def submit(
-        self, key: Hashable, requests: list[GenerationRequest], sampling: SamplingSettings
+    def _start(
+        self, key: Hashable, slot: int, request: GenerationRequest, sampling: SamplingSettings
     ) -> None:
-        """Add every request of the group to the running engine (returns at once)."""
+        """Add the request to the running engine (returns at once)."""
         from vllm.inputs import TokensPrompt
 
-        if key in self.groups:
-            raise ValueError(f"group {key!r} is already in flight")
-        results: list[GenerationResult | None] = [None] * len(requests)
-        self.groups[key] = results
-        for slot, request in enumerate(requests):
-            if len(request.token_ids) >= self.max_model_len:
-                # vLLM would reject the request: tell the engine the path cannot grow
-                results[slot] = GenerationResult(token_ids=[], text="", stop_reason="context")
-                continue
-            if request.max_tokens < 1:
-                results[slot] = GenerationResult(token_ids=[], text="", stop_reason="length")
-                continue
-            request_id = f"leapt-{next(self.ids)}"
-            self.where[request_id] = (key, slot, request)
-            prompt = TokensPrompt(prompt_token_ids=list(request.token_ids))
-            self.engine.add(request_id, prompt, self._sampling_params(request, sampling))
+        request_id = f"leapt-{next(self.ids)}"
+        self.where[request_id] = (key, slot, request)
+        prompt = TokensPrompt(prompt_token_ids=list(request.token_ids))
+        self.engine.add(request_id, prompt, self._sampling_params(request, sampling))
 
-    def collect(self) -> list[Done]:
-        """Wait until at least one group is complete; return every complete group."""
-        if not self.groups:
-            raise RuntimeError("collect() with nothing submitted")
-        while True:
-            done = [k for k, results in self.groups.items() if all(r is not None for r in results)]
-            if done:
-                return [(k, self.groups.pop(k)) for k in done]  # type: ignore[misc]
-            for request_id, output in self.engine.finished():
-                key, slot, request = self.where.pop(request_id)
-                self.groups[key][slot] = self._result(output.outputs[0], request)
+    def _wait(self) -> None:
+        for request_id, output in self.engine.finished():
+            key, slot, request = self.where.pop(request_id)
+            self._finish(key, slot, self._result(output.outputs[0], request))
 
     def _result(self, completion: Any, request: GenerationRequest) -> GenerationResult:
         stop_reason, stop_string = map_finish(completion.finish_reason, completion.stop_reason)
