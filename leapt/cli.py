@@ -27,7 +27,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "report": ("eval.report_cli", "re-render results from existing traces without generating"),
     "generate": ("data_gen.cli", "harvest a teacher's LeaP traces into an SFT dataset"),
     "generate merge": ("data_gen.merge", "combine generated shard datasets into one"),
-    "view": ("viewer.cli", "write a self-contained HTML page to read a run's traces in a browser"),
+    "view": (
+        "eval.viewer.cli",
+        "write a self-contained HTML page to read a run's traces in a browser",
+    ),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),
     "publish": (
         "leapt.publish",

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("inference", "eval", "data_gen", "training", "leapt", "viewer", "benchmarks")
+PACKAGES = ("inference", "eval", "data_gen", "training", "leapt", "benchmarks")
 
 #: package -> the project packages it must not import (DESIGN.md, "Layout")
 FORBIDDEN = {
-    "inference": ("eval", "data_gen", "training", "viewer"),
+    "inference": ("eval", "data_gen", "training"),
     "eval": ("data_gen", "training"),
 }
 #: what ``training`` may take from the engine side, (module, name) -> why
