@@ -119,9 +119,9 @@ def main() -> None:
         (ViewerSizeArguments,), None, "benchmarks/viewer_size.py", __doc__.split("\n\n")[0]
     )
 
+    from eval.viewer.cli import load_groups
+    from eval.viewer.page import write_page
     from inference.trace import TraceFile
-    from viewer.cli import load_groups
-    from viewer.page import write_page
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep or tmp)

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from inference.protocol import Protocol, load_protocol
-from inference.trace import PathRecord, Trace
+from inference.summaries import Tags, find_summaries
+from inference.trace import NATURAL_END_FINISHES, PathRecord, Trace
 
 #: rule names in the order they are checked: the switches of :class:`FilterSettings`, the
 #: ``filter_<rule>`` keys of ``leapt generate`` and the keys of ``stats.json``
@@ -35,17 +36,6 @@ RULES: tuple[str, ...] = (
 PATH_RULES = RULES[:5]
 #: ways a path can imitate the protocol (keys of ``stats.json`` counts.imitation)
 IMITATION_REASONS: tuple[str, ...] = ("comment_tag", "peer_label", "trigger", "cue", "no_peers")
-#: finishes that are a natural end: the model stopped by itself (not cut by the budget or
-#: forced to answer)
-NATURAL_END_FINISHES = frozenset({"think_end", "eos"})
-
-
-@dataclass(frozen=True)
-class Tags:
-    """The summary tag pair the teacher's protocol used (defaults: the paper's)."""
-
-    summary_open: str = "<summarize>"
-    summary_close: str = "</summarize>"
 
 
 #: consecutive words of an engine sentence that, found in the model's text, count as a copy
@@ -148,27 +138,6 @@ class FilterSettings:
 
 
 @dataclass
-class Summary:
-    """One summary of a path and whether the model closed it.
-
-    ``opening`` is what the engine prefilled right after the opening tag
-    (the first words of the summary, empty when the engine prefills nothing),
-    ``written`` is the model's own text up to the closing tag.
-    """
-
-    written: str
-    closed: bool
-    opening: str = ""
-    #: the model wrote the opening tag itself (LeaP-T), rather than the engine's trigger
-    self_opened: bool = False
-
-    @property
-    def text(self) -> str:
-        """The summary as peers read it (without tags)."""
-        return self.opening + self.written
-
-
-@dataclass
 class FilterResult:
     """Kept ``(trace, path index)`` pairs plus counts of every drop by reason."""
 
@@ -193,63 +162,6 @@ class FilterResult:
             "rule_failures": {rule: self.failures.get(rule, 0) for rule in RULES},
             "imitation": {reason: self.imitation.get(reason, 0) for reason in IMITATION_REASONS},
         }
-
-
-def _opened_by_engine(text: str, tags: Tags) -> str | None:
-    """The engine's prefilled opening if this prompt text opens a summary, else None.
-
-    The engine writes the trigger, the opening tag and possibly the first
-    words of the summary as one prompt segment, so the tag is found by
-    position, not assumed to end the segment.
-    """
-    start = text.rfind(tags.summary_open)
-    if start < 0:
-        return None
-    opening = text[start + len(tags.summary_open) :]
-    return None if tags.summary_close in opening else opening
-
-
-def find_summaries(path: PathRecord, tags: Tags) -> list[Summary]:
-    """The summaries in ``path``, in order.
-
-    A summary starts where a prompt segment holds the opening tag (the
-    engine's trigger, perhaps followed by a prefilled opening) or where the
-    model writes the opening tag itself (LeaP-T), and runs over the following
-    *model* text up to the closing tag.  If any other segment (e.g. an
-    engine-inserted closing tag) or the end of the path comes first, the model
-    did not close it.
-    """
-    found: list[Summary] = []
-    current: list[str] | None = None
-    opening, self_opened = "", False
-    for seg in path.segments:
-        if seg.kind != "model":
-            if current is not None:
-                found.append(Summary("".join(current), False, opening, self_opened))
-                current = None
-            engine_opening = _opened_by_engine(seg.text, tags) if seg.kind == "prompt" else None
-            if engine_opening is not None:
-                current, opening, self_opened = [], engine_opening, False
-            continue
-        rest = seg.text
-        while rest:
-            if current is None:
-                start = rest.find(tags.summary_open)
-                if start < 0:
-                    break
-                current, opening, self_opened = [], "", True
-                rest = rest[start + len(tags.summary_open) :]
-                continue
-            end = rest.find(tags.summary_close)
-            if end < 0:
-                current.append(rest)
-                break
-            current.append(rest[:end])
-            found.append(Summary("".join(current), True, opening, self_opened))
-            current, rest = None, rest[end + len(tags.summary_close) :]
-    if current is not None:
-        found.append(Summary("".join(current), False, opening, self_opened))
-    return found
 
 
 def has_peer_exchange(trace: Trace, index: int) -> bool:

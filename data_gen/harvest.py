@@ -29,7 +29,6 @@ from data_gen.filters import (
     FilterResult,
     FilterSettings,
     ImitationCheck,
-    Tags,
     filter_trace,
     filter_traces,
 )
@@ -39,6 +38,7 @@ from inference.args import LeapArguments, ModelArguments
 from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
 from inference.run import check_resume_settings
+from inference.summaries import Tags
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
 

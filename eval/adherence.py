@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_gen.filters import Tags, find_summaries
 from inference.protocol import Protocol, load_protocol
+from inference.summaries import Tags, find_summaries
 from inference.trace import PathRecord, Trace
 
 NGRAM = 3

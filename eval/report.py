@@ -424,7 +424,7 @@ def save_figure(fig, path: Path, dpi: int) -> Path:
 
 def viewer_links(runs: Sequence[Run], out_dir: Path) -> str:
     """Write each run's trace viewer page beside results.md; the markdown linking them."""
-    from viewer.cli import write_run_pages
+    from eval.viewer.cli import write_run_pages
 
     pages = write_run_pages([(f"{r.benchmark} / {r.method}", r.traces) for r in runs], out_dir)
     links = [f"- [{label}]({name})" for label, name in pages]

@@ -17,6 +17,7 @@ labelled by author: ``prompt`` (engine), ``model`` (sampled) or ``peer``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import random
 from collections import deque
@@ -32,6 +33,7 @@ from inference.backends.base import (
     SamplingSettings,
     submitter,
 )
+from inference.methods import METHOD_MODULES
 from inference.problems import Problem
 from inference.protocol import Protocol
 from inference.routing import route
@@ -489,6 +491,16 @@ def guard_progress(problem: Problem, run: ProblemRun) -> ProblemRun:
 
 
 MethodRunner = Callable[[EngineContext, Problem], ProblemRun]
+
+
+def method_runner(name: str) -> MethodRunner:
+    """The ``run`` of registered method ``name``, wrapped so a round without progress raises."""
+    run = importlib.import_module(METHOD_MODULES[name]).run
+
+    def guarded(ctx: EngineContext, problem: Problem) -> ProblemRun:
+        return guard_progress(problem, run(ctx, problem))
+
+    return guarded
 
 
 def run_problems(

@@ -70,11 +70,15 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def embedded_model_dir() -> str:
+    """The embedded model as a safetensors folder (converted on first use)."""
+    gguf = embedded_gguf()
+    return str(convert_gguf(gguf, cache_root() / "models" / f"{EMBEDDED_NAME}-{gguf.stem}"))
+
+
 def resolve_model(model_args: ModelArguments) -> str:
     """A local folder for the embedded model, else ``model_args.model`` unchanged."""
     if model_args.model != EMBEDDED_MODEL:
         path = Path(model_args.model).expanduser()
         return str(path) if path.is_dir() else model_args.model
-    gguf = embedded_gguf()
-    target = cache_root() / "models" / f"{EMBEDDED_NAME}-{gguf.stem}"
-    return str(convert_gguf(gguf, target))
+    return embedded_model_dir()

@@ -72,8 +72,8 @@ def run_inference(
     e.g. for ``leapt generate``'s running kept/dropped counts.
     """
     from inference.answers import answer_text, extract_answer
-    from inference.engine import EngineContext, run_problems
-    from inference.methods import METHOD_MODULES, method_runner
+    from inference.engine import EngineContext, method_runner, run_problems
+    from inference.methods import METHOD_MODULES
     from inference.protocol import load_protocol
 
     started = time.monotonic()

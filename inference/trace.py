@@ -20,6 +20,9 @@ SegmentKind = Literal["prompt", "model", "peer"]
 #: spent with no forced answer (``budget``), forced answer (``forced``), context full (``context``)
 Finish = Literal["think_end", "eos", "budget", "forced", "context"]
 SEGMENT_KINDS: tuple[str, ...] = get_args(SegmentKind)
+#: finishes that are a natural end: the model stopped by itself (not cut by the budget or
+#: forced to answer)
+NATURAL_END_FINISHES = frozenset({"think_end", "eos"})
 
 
 @dataclass

@@ -19,7 +19,7 @@ from leapt.config import ConfigError
 
 #: command ("stage" or "stage sub") -> (module with ``main(argv)``, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
-    "infer": ("inference.cli", "run N peer-exchanging reasoning paths per problem (LeaP)"),
+    "infer": ("leapt.infer", "run N peer-exchanging reasoning paths per problem (LeaP)"),
     "eval": (
         "eval.cli",
         "run methods x benchmarks for one model; write results.json/.md and plots",
@@ -27,7 +27,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "report": ("eval.report_cli", "re-render results from existing traces without generating"),
     "generate": ("data_gen.cli", "harvest a teacher's LeaP traces into an SFT dataset"),
     "generate merge": ("data_gen.merge", "combine generated shard datasets into one"),
-    "view": ("viewer.cli", "write a self-contained HTML page to read a run's traces in a browser"),
+    "view": (
+        "eval.viewer.cli",
+        "write a self-contained HTML page to read a run's traces in a browser",
+    ),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),
     "publish": (
         "leapt.publish",
@@ -35,8 +38,9 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
 }
 
-#: the project's top-level packages (every one holds a command), whose logging leapt sets up
-PACKAGES = sorted({module.partition(".")[0] for module, _ in STAGES.values()})
+#: the project's top-level packages, whose logging leapt sets up: those holding a command, and
+#: the engine (its command, ``leapt infer``, lives in leapt/ because it grades with eval)
+PACKAGES = sorted({"inference"} | {module.partition(".")[0] for module, _ in STAGES.values()})
 
 
 def _usage() -> str:

@@ -10,11 +10,10 @@ from data_gen.filters import (
     IMITATION_REASONS,
     FilterSettings,
     ImitationCheck,
-    Tags,
     filter_traces,
-    find_summaries,
 )
 from inference.protocol import load_protocol
+from inference.summaries import Tags, find_summaries
 from inference.trace import PathRecord, RoutingRecord, Segment, Trace
 
 PROTO = load_protocol()

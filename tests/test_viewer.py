@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from eval.viewer.data import problem_view, split_pieces, summary_tags
+from eval.viewer.page import embed_json
 from inference.routing import route, similarity
 from inference.trace import PathRecord, RoutingRecord, Segment, Trace, TraceFile
 from leapt.cli import main as leapt
 from tests.viewer_fixture import PROBLEMS, SUMMARIES, TOP_K, N, build_run
-from viewer.data import problem_view, split_pieces, summary_tags
-from viewer.page import embed_json
 
 TAGS = ("<summarize>", "</summarize>")
 

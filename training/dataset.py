@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data_gen.filters import NATURAL_END_FINISHES
-from inference.trace import SEGMENT_KINDS
+from inference.trace import NATURAL_END_FINISHES, SEGMENT_KINDS
 from leapt.config import ConfigError
 
 REQUIRED_COLUMNS = ("messages", "segments")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from inference.args import EMBEDDED_MODEL
-from inference.args import ModelArguments as EngineModelArguments
 from leapt.config import ConfigError, check_at_least, parse_config
 from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
@@ -155,9 +154,9 @@ def parse_train_command(
     )
     validate(script, args, model)
     if model.model_name_or_path == EMBEDDED_MODEL:  # the packaged SmolLM2, converted once
-        from inference.models import resolve_model
+        from inference.models import embedded_model_dir
 
-        model.model_name_or_path = resolve_model(EngineModelArguments())
+        model.model_name_or_path = embedded_model_dir()
     world = launch.num_processes if launch.wanted and launch.num_processes else None
     apply_global_batch(script, args, world or int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)

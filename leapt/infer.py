@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_context_fits(model_args, leap_args, problems)
     graded = any(p.answer is not None for p in problems)
     grade = None
-    if graded:  # eval's grader and metrics, imported here so the engine never depends on eval
+    if graded:  # eval's grader and metrics: this command sits above both engine and eval
         from eval.grading import make_grader
 
         grade = make_grader(leap_args.task)

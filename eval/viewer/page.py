@@ -23,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from eval.viewer.data import problem_entry, problem_view, run_facts
 from inference.trace import Trace
-from viewer.data import problem_entry, problem_view, run_facts
 
 ASSETS = Path(__file__).with_name("assets")
 

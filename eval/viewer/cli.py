@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.viewer.page import Group, write_page
 from inference.trace import Trace, read_traces
 from leapt.config import ConfigError, parse_config
-from viewer.page import Group, write_page
 
 DEFAULT_NAME = "trace_view.html"
 
