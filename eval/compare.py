@@ -138,24 +138,22 @@ def render_comparison(doc: dict) -> str:
 
 
 def _cost_table(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """Wall time and generated tokens per stage: the data and training behind each label, its eval."""
+    """Wall time and generated tokens per stage: the data and training behind a label, then evals."""
+    names = {"generate": "generate (teacher)", "train": "train", "eval": "eval"}
+    order = [(label, stage) for label in doc["labels"] for stage in ("generate", "train")]
+    order += [(label, "eval") for label in doc["labels"]]
     rows = []
-    for label in doc["labels"]:
-        stages = doc["stages"][label]
-        for stage, name in (
-            ("generate", "generate (teacher)"),
-            ("train", "train"),
-            ("eval", "eval"),
-        ):
-            if stage in stages:
-                tokens = stages[stage].get("generated_tokens")
-                rows.append(
-                    (
-                        f"{name}, {label}",
-                        format_seconds(stages[stage]["seconds"]),
-                        "-" if tokens is None else f"{tokens:,}",
-                    )
+    for label, stage in order:
+        cost = doc["stages"][label].get(stage)
+        if cost is not None:
+            tokens = cost.get("generated_tokens")
+            rows.append(
+                (
+                    f"{names[stage]}, {label}",
+                    format_seconds(cost["seconds"]),
+                    "-" if tokens is None else f"{tokens:,}",
                 )
+            )
     return ("stage", "wall time", "tokens generated"), rows
 
 
