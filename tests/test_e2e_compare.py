@@ -1,13 +1,14 @@
 """`leapt eval` of leap and leap_t on the hf backend, through the before/after report.
 
-The quick e2e report once showed identical leap and leap_t rows.  The cause
-was not the report: leap_t differs from leap only where the model writes
-``<summarize>`` during its reasoning (and, since, in the unannounced prompt),
-and the 135M student never did, so the two runs sampled the same text.  This
-pins what would tell a real mapping or backend bug from that: with a model
-that does write the tag and the same prompt for both, each method's row is
-its own traces' numbers, and they differ the way LeaP-T should (blocks the
-model opened).  A rerun into the finished folder generates nothing.
+The first quick e2e report showed identical leap and leap_t rows.  The cause
+was not the report: then, leap_t differed from leap only where the model
+wrote ``<summarize>`` inside a reasoning chunk (the unannounced leap_t prompt
+came later), with the same per-chunk seeds, and the 135M models never did,
+so both runs sampled the same text.  This pins what tells a real mapping or
+backend bug from that: with a model that does write the tag and the same
+prompt for both, each method's row is its own traces' numbers, and they
+differ the way LeaP-T should (blocks the model opened).  A rerun into the
+finished folder generates nothing.
 """
 
 from __future__ import annotations
