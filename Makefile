@@ -49,16 +49,23 @@ clean:
 
 # End to end on the CPU with the project's own commands: a teacher harvests LeaP traces,
 # the student is fine-tuned on them, and both are evaluated (leap, leap_t; 3 seeds) on
-# held-out problems; the before/after report lands in $(E2E_OUT) (results.md/.json, PNGs).
-# The folder is started afresh: a finished training run is never overwritten.
+# held-out problems; the before/after report lands in $(E2E_OUT) (results.md/.json, PNGs),
+# then leapt/e2e_check.py checks the run delivered (exit 1 naming what is missing).
+# A rerun resumes: generate and eval skip finished problems (and refuse changed settings),
+# a finished student (leapt_training.json) is kept, never retrained or overwritten.
 E2E_OUT ?= outputs/e2e
 define E2E_RECIPE
-	rm -rf $(E2E_OUT)
 	$(BIN)/leapt generate --config $(1)/generate.yaml --output_dir $(E2E_OUT)/data
-	$(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(E2E_OUT)/data --output_dir $(E2E_OUT)/student
+	if [ -f $(E2E_OUT)/student/leapt_training.json ]; then \
+	  echo "train: $(E2E_OUT)/student is finished, kept"; \
+	else \
+	  $(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(E2E_OUT)/data \
+	    --output_dir $(E2E_OUT)/student; \
+	fi
 	$(BIN)/leapt eval --config $(1)/eval.yaml --output_dir $(E2E_OUT)/before
 	$(BIN)/leapt eval --config $(1)/eval.yaml --model $(E2E_OUT)/student --output_dir $(E2E_OUT)/after
 	$(BIN)/leapt report --compare before=$(E2E_OUT)/before after=$(E2E_OUT)/after --output_dir $(E2E_OUT)
+	$(BIN)/python -m leapt.e2e_check $(E2E_OUT)
 endef
 
 e2e: $(STAMP)

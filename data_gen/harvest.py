@@ -41,6 +41,7 @@ from inference.run import check_resume_settings
 from inference.summaries import Tags
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
+from leapt.wall_time import StageClock
 
 #: LeapArguments keys shown on the dataset card (everything that shapes the text)
 CARD_LEAP_KEYS = (
@@ -136,6 +137,7 @@ def harvest(
     from inference.context import check_context_fits
     from inference.run import run_inference
 
+    clock = StageClock("generate")
     protocol = load_protocol(leap_args.protocol)
     # a bad column mapping fails here, before any model loads; ids are unique (checked there)
     problems = load_problems(args, seed=leap_args.seed)
@@ -193,6 +195,8 @@ def harvest(
     )
     dataset_dir = out if args.shard_count == 1 else out / args.shard_name
     write_dataset(dataset_dir, rows, stats, args.dataset_name)
+    if pending:  # a rerun that only re-filters finished traces costs nothing worth counting
+        clock.record(dataset_dir)
     if args.push_to_hub:
         from data_gen.hub import push_dataset
 

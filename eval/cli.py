@@ -129,7 +129,9 @@ def run_eval(
     """Evaluate every (seed, benchmark, method) and return the report's results (if written)."""
     from eval.benchmarks import load_benchmark
     from eval.grading import make_grader
+    from leapt.wall_time import StageClock
 
+    clock = StageClock("eval")
     plan = plan_runs(eval_args, leap_args)
     problems = {
         bench: load_benchmark(
@@ -180,6 +182,8 @@ def run_eval(
     finally:
         if own_backend:
             backend.close()
+    if pending:  # a rerun over finished runs only rewrites the report
+        clock.record(root)
     if not eval_args.report:
         return None
     from eval.report import RESULTS_MD, write_report

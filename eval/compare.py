@@ -4,7 +4,9 @@
 ``leapt eval`` folder through :func:`eval.report.build_results` and writes
 ``results.json`` (accuracy and adherence under each label, for every benchmark
 and method, with the seeds and settings), ``results.md`` and two plots.
-Like the plain report, everything is a function of the traces alone.
+The metrics, like the plain report's, are a function of the traces alone;
+beside them, ``stages`` gives the wall time and generated tokens of every
+stage behind each label, as the stages recorded them (:mod:`eval.costs`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eval.adherence import RATES
+from eval.costs import format_seconds, stage_costs
 from eval.report import (
     RESULTS_JSON,
     RESULTS_MD,
@@ -54,9 +57,9 @@ def _summary(metrics: dict) -> dict:
 
 
 def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
-    """``{labels, seeds, settings, <label>: {benchmark: {method: summary}}}``."""
+    """``{labels, seeds, settings, stages, <label>: {benchmark: {method: summary}}}``."""
     doc: dict = {"schema": 1, "labels": [label for label, _ in labelled], "seeds": {}}
-    doc["settings"] = {}
+    doc["settings"], doc["stages"] = {}, {}
     for label, folder in labelled:
         results = build_results(discover_runs([folder]))
         rows = {
@@ -76,6 +79,7 @@ def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
             bench: {method: m["config"] for method, m in entry["methods"].items()}
             for bench, entry in results["benchmarks"].items()
         }
+        doc["stages"][label] = stage_costs(folder, min(m["model"] for m in methods))
     return doc
 
 
@@ -115,6 +119,7 @@ def render_comparison(doc: dict) -> str:
             tokens = [("-" if r is None else f"{r['tokens_per_path']:,.0f}") for r in rows]
             table.append((method, "tokens per path", *tokens))
         lines += ["", f"## {bench}", "", *markdown_table(header, table)]
+    lines += ["", "## Cost", "", *markdown_table(*_cost_table(doc))]
     lines += [
         "",
         "Values: mean ± std over seeds, 95% bootstrap interval over problems in brackets. "
@@ -122,6 +127,26 @@ def render_comparison(doc: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cost_table(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Wall time and generated tokens per stage: the data and training behind a label, then evals."""
+    names = {"generate": "generate (teacher)", "train": "train", "eval": "eval"}
+    order = [(label, stage) for label in doc["labels"] for stage in ("generate", "train")]
+    order += [(label, "eval") for label in doc["labels"]]
+    rows = []
+    for label, stage in order:
+        cost = doc["stages"][label].get(stage)
+        if cost is not None:
+            tokens = cost.get("generated_tokens")
+            rows.append(
+                (
+                    f"{names[stage]}, {label}",
+                    format_seconds(cost["seconds"]),
+                    "-" if tokens is None else f"{tokens:,}",
+                )
+            )
+    return ("stage", "wall time", "tokens generated"), rows
 
 
 def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> None:

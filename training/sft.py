@@ -23,6 +23,7 @@ from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
 from leapt.log import main_process_only
+from leapt.wall_time import StageClock
 
 #: written last; its presence marks a finished run that must not be overwritten
 FINISHED_MARKER = "leapt_training.json"
@@ -238,6 +239,7 @@ def train(script, args, model_args) -> Path:
     )
     from training.model_card import LeapCardFields, card_hyperparameters, hub_id_or_none
 
+    clock = StageClock("train")
     out_dir = Path(args.output_dir)
     push = args.push_to_hub
     args.push_to_hub = False  # no repo at start, no push per save: one push_to_hub at the end
@@ -296,6 +298,7 @@ def train(script, args, model_args) -> Path:
             "script_args": to_dict(script),
         }
         (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        clock.record(out_dir)
         logger.info(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()
     if push:
