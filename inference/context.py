@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.args import EMBEDDED_MODEL, ROUTED_METHODS, LeapArguments, ModelArguments
+from inference.args import EMBEDDED_MODEL, LeapArguments, ModelArguments
+from inference.methods import REGISTRY
 from inference.problems import Problem
 from inference.protocol import Protocol, load_protocol
 from leapt.config import ConfigError
@@ -78,13 +79,9 @@ def context_need(
         + max(len(protocol.reflection_cue), len(protocol.no_peers_cue))
     )
     per_block = _tokens(" " * engine_text) + peers * (a.summary_max_tokens + PEER_LABEL_TOKENS)
-    if a.method in ROUTED_METHODS and a.method != "leap_s":
-        blocks = math.ceil(a.max_tokens / a.T)
-    elif a.method == "leap_s":
-        blocks = 1
-    else:
-        blocks = 0
-    if a.method == "moa" and a.moa_layers > 1:  # a later layer's prompt quotes n conclusions
+    method = REGISTRY[a.method]
+    blocks = method.blocks(a.max_tokens, a.T)
+    if method.quotes_previous_layer and a.moa_layers > 1:
         prompt += a.n * (a.summary_max_tokens + PEER_LABEL_TOKENS)
     forced = _tokens(protocol.forced_answer(a.task)) + a.forced_answer_tokens
     return ContextNeed(prompt, a.max_tokens, blocks, per_block, forced)

@@ -33,7 +33,7 @@ from inference.backends.base import (
     SamplingSettings,
     submitter,
 )
-from inference.methods import METHOD_MODULES
+from inference.methods import REGISTRY
 from inference.problems import Problem
 from inference.protocol import Protocol
 from inference.routing import route
@@ -495,7 +495,7 @@ MethodRunner = Callable[[EngineContext, Problem], ProblemRun]
 
 def method_runner(name: str) -> MethodRunner:
     """The ``run`` of registered method ``name``, wrapped so a round without progress raises."""
-    run = importlib.import_module(METHOD_MODULES[name]).run
+    run = importlib.import_module(REGISTRY[name].module).run
 
     def guarded(ctx: EngineContext, problem: Problem) -> ProblemRun:
         return guard_progress(problem, run(ctx, problem))

@@ -73,12 +73,12 @@ def run_inference(
     """
     from inference.answers import answer_text, extract_answer
     from inference.engine import EngineContext, method_runner, run_problems
-    from inference.methods import METHOD_MODULES
+    from inference.methods import REGISTRY
     from inference.protocol import load_protocol
 
     started = time.monotonic()
     out = Path(output_dir)
-    if leap_args.method not in METHOD_MODULES:
+    if leap_args.method not in REGISTRY:
         raise ConfigError(f"unknown method '{leap_args.method}' (key 'method')")
     protocol = load_protocol(leap_args.protocol)
     traces = TraceFile(out / "traces.jsonl")

@@ -272,12 +272,12 @@ def test_the_checks_catch_a_cycle_a_private_import_and_a_wrong_direction(tmp_pat
 
 
 def test_every_method_module_is_registered_and_has_run():
-    """A new method is its module plus its line in METHOD_MODULES; forgetting either fails here."""
-    from inference.methods import METHOD_MODULES
+    """A new method is its module plus its entry in REGISTRY; forgetting either fails here."""
+    from inference.methods import REGISTRY
 
     folder = ROOT / "inference" / "methods"
     on_disk = {f"inference.methods.{p.stem}" for p in folder.glob("[!_]*.py")}
-    assert set(METHOD_MODULES.values()) == on_disk
+    assert {m.module for m in REGISTRY.values()} == on_disk
     for module in on_disk:
         tree = ast.parse((folder / f"{module.rpartition('.')[2]}.py").read_text())
         assert "run" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, module

@@ -279,3 +279,21 @@ def test_context_check_reads_a_hub_model_limit_from_the_local_cache(tmp_path, mo
         check_context_fits(ModelArguments(model="org/qwq", strict=True), leap, problems)
     short = LeapArguments(n=8, top_k=4, T=4096, max_tokens=16384, summary_max_tokens=256)
     assert check_context_fits(ModelArguments(model="org/qwq", strict=True), short, problems)
+
+
+def test_context_need_counts_each_methods_leap_overhead():
+    """LeaP blocks every T tokens for leap/leap_t, one for leap_s, none without peers; a later
+    MoA layer's prompt quotes the n previous conclusions."""
+    from inference.context import context_need
+
+    problems = [Problem("p", "Find x.", "1")]
+
+    def need(method: str, **keys):
+        args = LeapArguments(method=method, n=4, top_k=2, T=100, max_tokens=1000, **keys)
+        return context_need(args, problems, PROTO)
+
+    assert [need(m).blocks for m in ("leap", "leap_t", "leap_s")] == [10, 10, 1]
+    assert need("independent").blocks == need("moa").blocks == 0
+    one, two = need("moa", moa_layers=1), need("moa", moa_layers=2, summary_max_tokens=50)
+    assert two.prompt - one.prompt == 4 * (50 + 6)
+    assert need("leap", moa_layers=2).prompt == need("leap").prompt
