@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("inference", "eval", "data_gen", "training", "leapt", "benchmarks")
 
-#: package -> the project packages it must not import (DESIGN.md, "Layout")
+#: package -> the project packages it must not import (README.md, "Layout")
 FORBIDDEN = {
     "inference": ("eval", "data_gen", "training"),
     "eval": ("data_gen", "training"),
