@@ -150,7 +150,16 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Lists each option in its documented underscore spelling only (``--some-key`` still works)."""
+    """Lists each option in its documented underscore spelling only (``--some-key`` still works).
+
+    The automatic ``(default: ...)`` is left off where the help already says its default in
+    words, and off bare arguments (their default is the flag's, listed with the flag).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default:" in (action.help or "") or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         names = action.option_strings

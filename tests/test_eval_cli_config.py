@@ -96,3 +96,14 @@ def test_help_lists_eval_options(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--benchmarks" in out and "--local_files" in out and "--T" in out
+
+
+def test_help_states_each_default_once(capsys):
+    """A flag whose help says its default in words gets no second, automatic ``(default: None)``."""
+    with pytest.raises(SystemExit):
+        leapt(["report", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: DIR when one is given; required for several)" in out
+    assert "required for several) (default" not in out
+    assert "(the same as --dirs) (default" not in out  # the bare DIR's default is --dirs'
+    assert "(default: [])" in out  # an option without a default in words still shows it
