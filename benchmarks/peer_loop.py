@@ -19,7 +19,7 @@ token.  ``--json`` ends the output with one JSON line.  ``--serial`` adds (a)
 with one problem in flight at a time (what keeping many problems' rounds in
 flight together buys).  Outputs go to a temporary folder and are thrown away.
 
-    python benchmarks/peer_loop.py --backend hf --problems 8 --n 4 --json
+    python benchmarks/peer_loop.py --backend hf --num_problems 8 --n 4 --json
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class PeerLoopArguments:
     model: str | None = field(
         default=None, metadata={"help": "model folder, 'tiny', or the embedded default"}
     )
-    problems: int = 8
+    num_problems: int = field(default=8, metadata={"help": "synthetic problems to run"})
     n: int = 4
     T: int = 64
     max_tokens: int = 256
@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             forced_answer_tokens=16,
             seed=args.seed,
         )
-        problems = synthetic_problems(args.problems, seed=args.seed)
+        problems = synthetic_problems(args.num_problems, seed=args.seed)
         print(
-            f"{args.backend} backend, {model_dir}, {args.problems} problems x {args.n} paths, "
+            f"{args.backend} backend, {model_dir}, {args.num_problems} problems x {args.n} paths, "
             f"T={args.T}, max_tokens={args.max_tokens}, summary_max_tokens={args.summary_max_tokens}",
             flush=True,
         )
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "backend": args.backend,
         "model": args.model or EMBEDDED_MODEL,
-        "problems": args.problems,
+        "num_problems": args.num_problems,
         "n": args.n,
         "T": args.T,
         "max_tokens": args.max_tokens,

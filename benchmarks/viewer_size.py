@@ -1,6 +1,6 @@
 """How big is the viewer page of a paper-sized run, and does it stay usable?
 
-Writes a synthetic ``traces.jsonl`` in the real trace schema (``--problems``
+Writes a synthetic ``traces.jsonl`` in the real trace schema (``--num_problems``
 problems x ``--n`` paths x ``--tokens`` tokens each, a LeaP block every
 ``--T`` tokens with ``--top_k`` routed peers, ~4 characters a token), builds the
 ``leapt view`` page, and prints its size and build time.  With ``--browser``
@@ -8,7 +8,7 @@ it also opens the page in headless chromium and prints how long the page takes
 to be ready (problem list + first problem rendered) and to switch problems.
 Outputs go to a temporary folder (or ``--keep DIR``).
 
-    python benchmarks/viewer_size.py --problems 30 --n 32 --tokens 16384 --browser
+    python benchmarks/viewer_size.py --num_problems 30 --n 32 --tokens 16384 --browser
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _text(rng: random.Random, tokens: int) -> str:
 class ViewerSizeArguments:
     """The synthetic run's size, and whether to time the page in a browser."""
 
-    problems: int = 30
+    num_problems: int = 30
     n: int = 32
     tokens: int = 16384
     T: int = 4096
@@ -127,7 +127,7 @@ def main() -> None:
         out = Path(args.keep or tmp)
         rng = random.Random(0)
         traces = TraceFile(out / "run" / "traces.jsonl")
-        for i in range(args.problems):
+        for i in range(args.num_problems):
             traces.append(synthetic_trace(i, args, rng))
         print(f"traces.jsonl: {traces.path.stat().st_size / 1e6:.1f} MB")
         start = time.perf_counter()
