@@ -59,3 +59,15 @@ def test_a_global_batch_that_the_process_count_cannot_split_fails_before_launch(
     argv += ["--model_name_or_path", str(tmp_path / "never-loaded"), "--output_dir", str(tmp_path)]
     assert leapt(argv) == 2
     assert "global_batch_size=8" in capsys.readouterr().err
+
+
+def test_launch_command_passes_a_zero_configs_deepspeed_json_as_an_absolute_path(monkeypatch):
+    """The launched processes find the DeepSpeed JSON from any working directory; ddp has none."""
+    from training.launcher import LaunchArguments, launch_command
+
+    monkeypatch.chdir("/")
+    zero2 = launch_command(LaunchArguments(accelerate_config="zero2"), ["--x"])
+    ds = Path(zero2[zero2.index("--deepspeed_config_file") + 1])
+    assert ds.is_absolute() and ds.is_file() and ds.suffix == ".json"
+    assert zero2[-3:] == ["-m", "training.sft", "--x"]
+    assert "--deepspeed_config_file" not in launch_command(LaunchArguments(num_processes=2), [])

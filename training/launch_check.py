@@ -31,9 +31,14 @@ def load_deepspeed_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def step_batch(args: Any, world_size: int) -> int:
+    """Examples per forward/backward step across all ``world_size`` processes of a recipe ``args``."""
+    return args.per_device_train_batch_size * world_size
+
+
 def global_batch(args: Any, world_size: int) -> int:
-    """Examples per optimizer step across all ``world_size`` processes of a recipe ``args``."""
-    return args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+    """Examples per optimizer step: one step's batch times the gradient accumulation steps."""
+    return step_batch(args, world_size) * args.gradient_accumulation_steps
 
 
 def _fixed(value: Any) -> bool:

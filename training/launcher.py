@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from leapt.config import ConfigError, check_at_least
 
@@ -64,8 +65,11 @@ class LaunchArguments:
         )
 
 
-def resolve_accelerate_config(name: str) -> Path:
-    """A shipped config name or a YAML path, checked (with its DeepSpeed JSON) before launch."""
+def resolve_accelerate_config(name: str) -> tuple[Path, dict[str, Any]]:
+    """A shipped config name or a YAML path, checked (with its DeepSpeed JSON) before launch.
+
+    Returns the path and the YAML mapping the check read.
+    """
     from training.launch_check import check_accelerate_file
 
     path = (
@@ -78,15 +82,11 @@ def resolve_accelerate_config(name: str) -> Path:
             f"accelerate_config {name!r} is neither a file nor a shipped config "
             f"({', '.join(shipped_configs())})"
         )
-    check_accelerate_file(path)
-    return path
+    return path, check_accelerate_file(path)
 
 
-def _deepspeed_file(config: Path) -> Path | None:
-    """The config's DeepSpeed JSON as an absolute path, so any working directory works."""
-    import yaml
-
-    cfg = yaml.safe_load(config.read_text()) or {}
+def _deepspeed_file(cfg: dict[str, Any]) -> Path | None:
+    """The accelerate config's DeepSpeed JSON as an absolute path, so any working directory works."""
     name = (cfg.get("deepspeed_config") or {}).get("deepspeed_config_file")
     if not name:
         return None
@@ -98,13 +98,13 @@ def _deepspeed_file(config: Path) -> Path | None:
 
 def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     """The ``accelerate launch`` command running ``training.sft`` with ``argv`` on every rank."""
-    config = resolve_accelerate_config(launch.accelerate_config or "ddp")
+    config, cfg = resolve_accelerate_config(launch.accelerate_config or "ddp")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     if launch.num_processes is not None:
         cmd += ["--num_processes", str(launch.num_processes)]
     if launch.main_process_port is not None:
         cmd += ["--main_process_port", str(launch.main_process_port)]
-    ds_file = _deepspeed_file(config)
+    ds_file = _deepspeed_file(cfg)
     if ds_file is not None:
         cmd += ["--deepspeed_config_file", str(ds_file)]
     return [*cmd, "-m", "training.sft", *argv]

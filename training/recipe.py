@@ -20,7 +20,7 @@ from inference.args import EMBEDDED_MODEL
 from leapt.config import ConfigError, check_at_least, parse_config
 from leapt.hub import hub_token
 from training.dataset import SEGMENT_KINDS
-from training.launch_check import check_launch
+from training.launch_check import check_launch, step_batch
 from training.launcher import LaunchArguments
 
 
@@ -75,9 +75,10 @@ class TrainScriptArguments(ScriptArguments):
 
 
 def apply_global_batch(script: TrainScriptArguments, args: SFTConfig, world_size: int) -> None:
+    """Turn ``global_batch_size`` into the gradient accumulation steps that give it."""
     if script.global_batch_size is None:
         return
-    per_step = args.per_device_train_batch_size * world_size
+    per_step = step_batch(args, world_size)
     if script.global_batch_size % per_step:
         raise ConfigError(
             f"global_batch_size={script.global_batch_size} is not a multiple of "
