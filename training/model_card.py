@@ -140,19 +140,24 @@ def extend_card(card, fields: LeapCardFields, model_ref: str):
     return card
 
 
-#: what TRL's card template renders for a base model or repo it has no Hub id for
+#: the text TRL's card template renders for a value it was given as None (see below)
 _TRL_NO_BASE = "[None](https://huggingface.co/None)"
 _TRL_NO_REPO = 'model="None"'
 
 
 def _true_local_references(text: str, base_model: str, model_ref: str) -> str:
-    """TRL's card text with its ``None`` placeholders replaced by what is true.
+    """The one workaround for TRL's card: its ``None`` placeholders replaced by what is true.
 
-    TRL's template links the base model and names the repo unconditionally, so
-    a local base folder (no Hub id) renders as a link to ``huggingface.co/None``
-    and a run that is not pushed loads ``model="None"`` in its quick start.  The
-    base becomes its folder name (not the full local path, which says nothing
-    to a reader elsewhere) and the quick start loads ``model_ref``.
+    TRL (checked with 1.16) offers no argument that avoids them:
+    ``BaseTrainer.create_model_card`` passes ``base_model=None`` for a base that is a local
+    folder and ``hub_model_id=self.hub_model_id`` (None unless the run pushes), and its
+    template ``trl/templates/lm_model_card.md`` renders both unconditionally, as
+    ``[{{ base_model }}](https://huggingface.co/{{ base_model }})`` and
+    ``model="{{ hub_model_id }}"``.  So the card of a local base would link to
+    ``huggingface.co/None`` and its quick start would load ``model="None"``.  The base
+    becomes its folder name (the full local path says nothing to a reader elsewhere) and
+    the quick start loads ``model_ref``.  A TRL whose template changes makes this a no-op,
+    and ``tests/test_training_sft.py`` then fails on the "None" left in the card.
     """
     if hub_id_or_none(base_model) is None and base_model:
         name = Path(base_model.rstrip("/")).name or base_model
