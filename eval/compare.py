@@ -138,15 +138,21 @@ def _cost_table(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     for label, stage in order:
         cost = doc["stages"][label].get(stage)
         if cost is not None:
-            tokens = cost.get("generated_tokens")
             rows.append(
-                (
-                    f"{names[stage]}, {label}",
-                    format_seconds(cost["seconds"]),
-                    "-" if tokens is None else f"{tokens:,}",
-                )
+                (f"{names[stage]}, {label}", format_seconds(cost["seconds"]), _tokens(cost))
             )
-    return ("stage", "wall time", "tokens generated"), rows
+    return ("stage", "wall time", "tokens"), rows
+
+
+def _tokens(cost: dict) -> str:
+    """Generated tokens of a generating stage; a training stage's tokens per epoch and those with loss."""
+    if "generated_tokens" in cost:
+        return f"{cost['generated_tokens']:,} generated"
+    if "trained_tokens" in cost:
+        loss = cost.get("loss_tokens")
+        with_loss = "" if loss is None else f" ({loss:,} with loss)"
+        return f"{cost['trained_tokens']:,} per epoch{with_loss}"
+    return "-"
 
 
 def _bars(ax, doc: dict, bench: str, keys: Sequence[str], pick, title: str) -> None:

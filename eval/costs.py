@@ -5,8 +5,9 @@ Every stage records its own wall time in its output folder
 (``summary.json`` of ``inference.run``).  From one ``leapt eval`` folder the
 chain back is followed through what the stages already record: the traces
 name the model; a model folder finished by ``leapt train`` names its dataset
-(``leapt_training.json``); the dataset folder holds the teacher's raw runs.
-A stage that left no record (e.g. a Hub model) is simply absent.
+(``leapt_training.json``, which also holds the token counts of the training
+set); the dataset folder holds the teacher's raw runs.  A stage that left no
+record (e.g. a Hub model) is simply absent.
 """
 
 from __future__ import annotations
@@ -46,11 +47,23 @@ def stage_costs(eval_folder: str | Path, model: str) -> dict:
     costs = {"eval": _stage(Path(eval_folder), tokens=True)}
     record = Path(model) / TRAINING_RECORD
     if record.is_file():
-        costs["train"] = _stage(Path(model), tokens=False)
-        dataset = Path(json.loads(record.read_text(encoding="utf-8"))["dataset"])
+        training = json.loads(record.read_text(encoding="utf-8"))
+        costs["train"] = _stage(Path(model), tokens=False) | _trained_tokens(training)
+        dataset = Path(training["dataset"])
         if dataset.is_dir():
             costs["generate"] = _stage(dataset, tokens=True)
     return costs
+
+
+def _trained_tokens(training: dict) -> dict:
+    """The training set's tokens per epoch and how many carry loss, as ``leapt train`` counted them.
+
+    Empty when the record has no counts (a record written before they were kept).
+    """
+    stats = training.get("data_stats") or {}
+    if "tokens" not in stats:
+        return {}
+    return {"trained_tokens": stats["tokens"], "loss_tokens": stats.get("trained_tokens")}
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -62,7 +62,8 @@ def finished_run(tmp_path_factory):
     clock.record(data)
     clock.record(data)  # a resumed generate adds its own time
     student.mkdir()
-    (student / "leapt_training.json").write_text(json.dumps({"dataset": str(data)}))
+    record = {"dataset": str(data), "data_stats": {"tokens": 16210, "trained_tokens": 2563}}
+    (student / "leapt_training.json").write_text(json.dumps(record))  # as training.sft writes it
     (student / "wall_time.json").write_text(json.dumps({"seconds": 3725.0, "runs": []}))
     write_eval(out / "before", "embedded:smollm2-135m-instruct")
     write_eval(out / "after", str(student))
@@ -90,9 +91,10 @@ def test_a_finished_run_passes_and_the_report_gives_each_stage_its_cost(e2e_run,
     assert after["train"]["seconds"] == 3725.0
     assert after["eval"]["generated_tokens"] == 2 * 2 * 40  # two seeds x two modes
     md = (e2e_run / "results.md").read_text()
-    assert "| train, after | 1 h 02 min | - |" in md
-    assert "| eval, before | 1 min 15 s | 160 |" in md
-    assert "| generate (teacher), after |" in md and "| 1,234 |" in md
+    assert after["train"]["trained_tokens"] == 16210 and after["train"]["loss_tokens"] == 2563
+    assert "| train, after | 1 h 02 min | 16,210 per epoch (2,563 with loss) |" in md
+    assert "| eval, before | 1 min 15 s | 160 generated |" in md
+    assert "| generate (teacher), after |" in md and "| 1,234 generated |" in md
 
 
 def _drop(relative: str):
