@@ -22,6 +22,7 @@ from typing import Any
 
 from data_gen.sft_format import COLUMNS
 from leapt.config import ConfigError
+from leapt.files import atomic_write_text
 
 DATA_DIR = "data"
 STATS_FILE = "stats.json"
@@ -53,14 +54,6 @@ def features():
 def sort_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows in a canonical order (problem id, then path) so output never depends on timing."""
     return sorted(rows, key=lambda r: (r["id"], r["path_index"]))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_dataset(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from inference.backends.base import Backend
 from inference.problems import Problem
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError, to_dict
+from leapt.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def run_inference(
     finished = [t for t in traces if t.id in wanted]
     summary = summarize(finished, len(problems), len(todo), time.monotonic() - started)
     summary["method"], summary["model"] = leap_args.method, model_args.model
-    _write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     if progress:
         logger.info("per-problem results:\n%s", format_table(summary))
     return summary
@@ -194,13 +194,6 @@ def format_table(summary: dict[str, Any]) -> str:
         + f", {summary['seconds']} s"
     )
     return "\n".join(lines)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically so a reader never sees half a summary."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class _Progress:

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_gen.output import read_dataset_dir
+from data_gen.output import STATS_FILE, read_dataset_dir
 from eval.adherence import RATES
 from eval.compare import ACCURACY_KEYS, ACCURACY_PNG, ADHERENCE_PNG
+from eval.costs import TRAINING_RECORD
 from eval.report import RESULTS_JSON, RESULTS_MD
 from leapt.config import ConfigError, parse_config
 
@@ -37,8 +38,8 @@ LABELS = ("before", "after")
 MODES = ("leap", "leap_t")
 #: what each stage leaves when it finished (data_gen.output, training.sft, eval.report)
 FINISHED = {
-    "data": "stats.json",
-    "student": "leapt_training.json",
+    "data": STATS_FILE,
+    "student": TRAINING_RECORD,
     "before": RESULTS_JSON,
     "after": RESULTS_JSON,
 }
@@ -77,7 +78,7 @@ def check_e2e(out: str | Path) -> list[str]:
         for stage, marker in FINISHED.items()
         if not (out / stage / marker).is_file()
     ]
-    if (out / "data" / "stats.json").is_file():
+    if (out / "data" / STATS_FILE).is_file():
         try:
             rows, _ = read_dataset_dir(out / "data")
         except ConfigError as exc:

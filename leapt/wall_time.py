@@ -16,6 +16,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from leapt.files import atomic_write_text
+
 WALL_TIME_JSON = "wall_time.json"
 
 
@@ -34,10 +36,7 @@ class StageClock:
         finished = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc["runs"].append({"finished": finished, "seconds": seconds})
         doc["seconds"] = round(sum(run["seconds"] for run in doc["runs"]), 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
         return doc
 
 
