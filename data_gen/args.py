@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inference.args import DataArguments
-from leapt.config import ConfigError, check_at_least, warn_renamed
+from leapt.config import ConfigError, check_at_least, check_choice, warn_renamed
 
 #: the paper's evaluation sets, by eval.benchmarks registry name
 DEFAULT_BENCHMARKS = ("aime24", "aime25", "aimo25")
@@ -76,6 +76,14 @@ class GenerateArguments(DataArguments):
     max_paths_per_problem: int | None = field(
         default=None, metadata={"help": "keep at most this many paths per problem (lowest first)"}
     )
+    sft_prompt: str = field(
+        default="plain",
+        metadata={
+            "help": "prompt of each training row: 'plain' (the problem alone, as a LeaP-T "
+            "student is given it in leap_t mode; an announced teacher's preamble and pre-fill "
+            "are left out) or 'teacher' (the prompt the teacher was given)"
+        },
+    )
     decontaminate: bool = field(
         default=True,
         metadata={
@@ -107,6 +115,7 @@ class GenerateArguments(DataArguments):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.shard_index, self.shard_count = parse_shard(self.shard)
+        check_choice("sft_prompt", self.sft_prompt, ("plain", "teacher"), what="setting")
         if self.push_to_hub and self.shard_count > 1:
             raise ConfigError(
                 "'push_to_hub' publishes a whole dataset: leave it off for shards and run "

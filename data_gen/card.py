@@ -12,6 +12,13 @@ import json
 
 from leapt.markdown import markdown_table
 
+#: what the ``sft_prompt`` setting means, for the card's reader
+_PROMPTS = {
+    "plain": "the problem alone, as a LeaP-T student is given it (an announced "
+    "teacher's protocol preamble and assistant pre-fill are left out)",
+    "teacher": "the prompt the teacher was given",
+}
+
 
 def _table(mapping: dict) -> str:
     rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in mapping.items()]
@@ -79,6 +86,7 @@ show the protocol done well.  Made with `leapt generate`.
 - **Source problems:** `{stats["source"]}`{split}
 - **Teacher:** `{stats["teacher"]}`
 - **Shards:** {", ".join(stats["shards"])}{tags}
+- **Row prompt:** {_PROMPTS[stats.get("sft_prompt", "teacher")]}
 
 ## LeaP and sampling settings
 

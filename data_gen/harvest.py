@@ -39,7 +39,7 @@ from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
 from inference.run import check_resume_settings
 from inference.summaries import Tags
-from inference.trace import Trace, TraceFile
+from inference.trace import Segment, Trace, TraceFile
 from leapt.config import ConfigError, to_dict
 from leapt.wall_time import StageClock
 
@@ -83,30 +83,44 @@ def filter_settings(args: GenerateArguments, leap_args: LeapArguments, protocol:
     )
 
 
-class PromptCheck:
-    """The prompt messages of a trace, checked against the prompt the engine rendered.
+class RowPrompt:
+    """The prompt of each SFT row, checked against the prompt the engine rendered.
 
     Training re-renders ``messages`` through the chat template and masks by
-    ``segments``; if the two disagreed the student would be trained on a prompt
-    the teacher never saw, so a mismatch is an error, not a warning.
+    ``segments``; if the trace's prompt disagreed with the protocol's the
+    student would be trained on a prompt the teacher never saw, so a mismatch
+    is an error, not a warning.
+
+    With ``plain`` a row whose teacher was given the announced protocol (the
+    preamble explaining the tags, and the assistant pre-fill) gets the plain
+    prompt instead: that is what a LeaP-T student is given in ``leap_t``
+    mode, and a student trained on a prompt it never sees at inference
+    learns the protocol only when it is explained.
     """
 
-    def __init__(self, protocol: Protocol, tokenizer: Any, task: str):
-        self.protocol, self.tokenizer, self.task = protocol, tokenizer, task
+    def __init__(self, protocol: Protocol, tokenizer: Any, task: str, plain: bool):
+        self.protocol, self.tokenizer, self.task, self.plain = protocol, tokenizer, task, plain
 
-    def messages(self, trace: Trace, index: int) -> list[dict[str, str]]:
-        # a teacher prompt that announced the protocol carries its preamble in the user turn
+    def row(self, trace: Trace, index: int, source: str) -> dict:
         announced = bool((trace.config.get("protocol_switches") or {}).get("announce", False))
-        content = self.protocol.user_message(trace.problem, trace.options, self.task, announced)
-        rendered = self.protocol.build_prompt(
-            self.tokenizer, trace.problem, trace.options, self.task, announced
-        )
-        if trace.paths[index].segments[0].text != rendered:
+        segments = trace.paths[index].segments
+        prefill = self.protocol.assistant_prefill(announced)
+        expected = [self.render(trace, announced), *([prefill] if prefill else [])]
+        if [s.text for s in segments[: len(expected)]] != expected:
             raise ConfigError(
-                f"problem {trace.id}: the trace's prompt segment differs from the prompt the "
+                f"problem {trace.id}: the trace's prompt segments differ from the prompt the "
                 "protocol renders now (was the protocol file or chat template changed?)"
             )
-        return [{"role": "user", "content": content}]
+        if self.plain and announced:
+            announced = False
+            segments = [Segment("prompt", self.render(trace, False)), *segments[len(expected) :]]
+        content = self.protocol.user_message(trace.problem, trace.options, self.task, announced)
+        return to_row(trace, index, [{"role": "user", "content": content}], source, segments)
+
+    def render(self, trace: Trace, announced: bool) -> str:
+        return self.protocol.build_prompt(
+            self.tokenizer, trace.problem, trace.options, self.task, announced
+        )
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:
@@ -187,8 +201,8 @@ def harvest(
 
     traces = [t for t in TraceFile(raw_dir / "traces.jsonl") if t.id in wanted]
     result = filter_traces(traces, settings, count_tokens)
-    check = PromptCheck(protocol, tokenizer, leap_args.task)
-    rows = [to_row(t, i, check.messages(t, i), args.source) for t, i in result.kept]
+    prompt = RowPrompt(protocol, tokenizer, leap_args.task, plain=args.sft_prompt == "plain")
+    rows = [prompt.row(t, i, args.source) for t, i in result.kept]
     teacher = traces[0].model if traces else model_args.model
     stats = build_stats(
         args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
@@ -233,6 +247,7 @@ def build_stats(
             **dataclasses.asdict(protocol),
         },
         "filters": settings.as_dict(),
+        "sft_prompt": args.sft_prompt,
         "decontamination": {
             "enabled": checked,
             "ngram": args.decontam_ngram,

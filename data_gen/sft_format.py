@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference.trace import Trace
+from inference.trace import Segment, Trace
 
 #: columns of every row, in order (the dataset card documents them)
 COLUMNS: tuple[str, ...] = (
@@ -47,14 +47,17 @@ def to_row(
     index: int,
     prompt_messages: list[dict[str, str]],
     source: str,
+    segments: list[Segment] | None = None,
 ) -> dict[str, Any]:
     """The SFT row of path ``index`` of ``trace``.
 
-    ``prompt_messages`` are the (user) messages the engine rendered into
-    the path's first (prompt) segment.
+    ``prompt_messages`` are the (user) messages rendered into the first
+    (prompt) segment; ``segments`` replace the path's own when the row's
+    prompt is not the teacher's (see ``data_gen.harvest.RowPrompt``).
     """
     path = trace.paths[index]
-    if not path.segments or path.segments[0].kind != "prompt":
+    segments = path.segments if segments is None else segments
+    if not segments or segments[0].kind != "prompt":
         raise ValueError(f"path {index} of problem {trace.id} does not start with a prompt segment")
     return {
         "id": trace.id,
@@ -62,8 +65,11 @@ def to_row(
         "problem": trace.problem,
         "answer": None if trace.answer is None else str(trace.answer),
         "final_answer": path.final_answer,
-        "messages": [*prompt_messages, {"role": "assistant", "content": path.completion()}],
-        "segments": [{"kind": s.kind, "text": s.text} for s in path.segments],
+        "messages": [
+            *prompt_messages,
+            {"role": "assistant", "content": "".join(s.text for s in segments[1:])},
+        ],
+        "segments": [{"kind": s.kind, "text": s.text} for s in segments],
         "finish": path.finish,
         "generated_tokens": path.generated_tokens,
         "method": trace.method,

@@ -123,7 +123,7 @@ def test_summary_open_tag_is_trained_but_not_the_trigger_sentence(tokenizer):
     assert "Let me summarize" not in trained and "Peer 1" not in trained
 
 
-def engine_path(tokenizer, protocol, opening: str = ""):
+def engine_path(tokenizer, protocol, opening: str = "", method: str = "leap"):
     """A LeaP path built by the engine's own text functions, and its engine token ids."""
     from types import SimpleNamespace
 
@@ -133,7 +133,7 @@ def engine_path(tokenizer, protocol, opening: str = ""):
     from inference.problems import Problem
 
     backend = SimpleNamespace(tokenizer=tokenizer, model_name="r1-tiny")
-    ctx = EngineContext(backend, protocol, LeapArguments())
+    ctx = EngineContext(backend, protocol, LeapArguments(method=method))
     problem = Problem("p1", "What is 12 + 30?", "42")
     (path,) = ctx.new_paths(problem, 1)
 
@@ -182,6 +182,42 @@ def test_engine_and_training_see_the_same_ids_with_the_r1_tokenizer(r1_tokenizer
     first, summary, last = (s["text"] for s in row["segments"] if s["kind"] == "model")
     all_trained = tok.decode([t for t in example["labels"] if t != IGNORE_INDEX])
     assert all_trained == first + " <summarize>" + summary + last + tok.eos_token
+
+
+@pytest.mark.parametrize("sft_prompt", ["plain", "teacher"])
+def test_a_row_trains_on_the_ids_its_inference_mode_sees(r1_tokenizer_dir, sft_prompt):
+    """A `plain` row of an announced `leap` teacher is the path a `leap_t` student runs
+    (no preamble, no pre-fill); a `teacher` row is the teacher's own path, id for id."""
+    from transformers import AutoTokenizer
+
+    from data_gen.harvest import RowPrompt
+    from inference.protocol import load_protocol
+
+    tok = AutoTokenizer.from_pretrained(r1_tokenizer_dir)
+    protocol = load_protocol()
+    trace, _, teacher_ids = engine_path(tok, protocol)
+    assert trace.config["protocol_switches"]["announce"] is True
+    row = RowPrompt(protocol, tok, "math", plain=sft_prompt == "plain").row(trace, 0, "synthetic")
+    example = tokenize_example(tok, row["messages"][:-1], row["segments"], finish=row["finish"])
+    student_ids = engine_path(tok, protocol, method="leap_t")[2]
+    assert example["input_ids"][:-1] == (student_ids if sft_prompt == "plain" else teacher_ids)
+    assert (protocol.assistant_prefill(True) in row["messages"][-1]["content"]) == (
+        sft_prompt == "teacher"
+    )
+
+
+def test_a_trace_whose_prompt_the_protocol_no_longer_renders_is_refused(r1_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from data_gen.harvest import RowPrompt
+    from inference.protocol import load_protocol
+
+    tok = AutoTokenizer.from_pretrained(r1_tokenizer_dir)
+    protocol = load_protocol()
+    trace, _, _ = engine_path(tok, protocol)
+    trace.paths[0].segments[1].text = "Let me begin."  # a pre-fill the protocol does not have
+    with pytest.raises(ConfigError, match="problem p1: the trace's prompt segments differ"):
+        RowPrompt(protocol, tok, "math", plain=True).row(trace, 0, "synthetic")
 
 
 def test_end_of_turn_is_trained_only_after_a_natural_end_of_model_text(tokenizer):
