@@ -43,6 +43,7 @@ class Benchmark:
     #: seed and count of a ``synthetic`` source (its problems are made, not downloaded)
     problem_seed: int = 0
     num_synthetic: int = 8
+    synthetic_ops: int = 2
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -104,6 +105,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             note="64 seeded two-step arithmetic problems from their own seed, held out from "
             "`leapt generate --source synthetic` data (decontaminate against it to prove it)",
         ),
+        Benchmark(
+            "addition_heldout",
+            "math",
+            "synthetic",
+            problem_seed=1_000_003,
+            num_synthetic=64,
+            synthetic_ops=1,
+            note="64 seeded one-step additions from their own seed, held out from "
+            "`leapt generate --source synthetic --synthetic_ops 1` data (the e2e run's)",
+        ),
     )
 }
 
@@ -154,6 +165,7 @@ def load_benchmark(
                 columns=dict(bench.columns),
                 limit=limit,
                 num_synthetic=bench.num_synthetic,
+                synthetic_ops=bench.synthetic_ops,
             ),
             seed=bench.problem_seed,
         )

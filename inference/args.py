@@ -212,6 +212,13 @@ class DataArguments:
     )
     limit: int | None = field(default=None, metadata={"help": "use only the first N problems"})
     num_synthetic: int = field(default=8, metadata={"help": "problems made by 'synthetic'"})
+    synthetic_ops: int = field(
+        default=2,
+        metadata={
+            "help": "operations per 'synthetic' problem: 2 ('Compute (a - b) * c.') or "
+            "1 ('Compute a + b.', one a 135M model sometimes solves)"
+        },
+    )
     output_dir: str = field(
         default="outputs/infer", metadata={"help": "where traces.jsonl and summary.json go"}
     )
@@ -230,3 +237,4 @@ class DataArguments:
         if local and not Path(self.source).is_file():
             raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
         check_at_least(self, 1, "concurrent_problems", "limit")
+        check_choice("synthetic_ops", self.synthetic_ops, (1, 2), what="setting")

@@ -51,17 +51,26 @@ EASY_PROBLEMS = [
 ]
 
 
-def synthetic_problems(n: int, seed: int) -> list[Problem]:
-    """``n`` seeded two-step arithmetic problems with integer answers."""
+def synthetic_problems(n: int, seed: int, ops: int = 2) -> list[Problem]:
+    """``n`` distinct seeded arithmetic problems with integer answers.
+
+    ``ops`` 2 (``Compute (a ± b) * c.``) is beyond the embedded 135M model;
+    ``ops`` 1 (``Compute a + b.``) is one it solves now and then, so a teacher
+    run keeps some correct paths.  The kinds have their own ids.
+    """
     rng = random.Random(seed)
-    problems = []
-    for i in range(n):
-        a, b, c = rng.randint(2, 40), rng.randint(2, 40), rng.randint(2, 9)
-        op = rng.choice(["+", "-"])
-        value = (a + b) * c if op == "+" else (a - b) * c
-        text = f"Compute ({a} {op} {b}) * {c}."
-        problems.append(Problem(f"synthetic-{seed}-{i}", text, str(value)))
-    return problems
+    problems: dict[str, Problem] = {}
+    while len(problems) < n:
+        a, b = rng.randint(2, 40), rng.randint(2, 40)
+        if ops == 1:
+            text, value, kind = f"Compute {a} + {b}.", a + b, "addition"
+        else:
+            c, op = rng.randint(2, 9), rng.choice(["+", "-"])
+            value = (a + b) * c if op == "+" else (a - b) * c
+            text, kind = f"Compute ({a} {op} {b}) * {c}.", "synthetic"
+        if text not in problems:
+            problems[text] = Problem(f"{kind}-{seed}-{len(problems)}", text, str(value))
+    return list(problems.values())
 
 
 def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
@@ -70,7 +79,7 @@ def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
     if source == "builtin:easy":
         problems = [Problem(**vars(p)) for p in EASY_PROBLEMS]
     elif source == "synthetic":
-        problems = synthetic_problems(data_args.num_synthetic, seed)
+        problems = synthetic_problems(data_args.num_synthetic, seed, data_args.synthetic_ops)
     elif source.startswith("builtin:"):
         raise ConfigError(
             f"unknown built-in problem set '{source}' (key 'source'; use builtin:easy)"

@@ -40,12 +40,14 @@ def check_at_least(obj: Any, minimum: float, *keys: str) -> None:
             raise ConfigError(f"'{key}' must be >= {minimum}, got {value}")
 
 
-def check_choice(key: str, value: str, choices: Iterable[str], what: str | None = None) -> None:
+def check_choice(
+    key: str, value: object, choices: Iterable[object], what: str | None = None
+) -> None:
     """Refuse a ``value`` of ``key`` outside ``choices``, listing them."""
     choices = list(choices)
     if value not in choices:
         raise ConfigError(
-            f"unknown {what or key} '{value}' (key '{key}'; choose from {', '.join(choices)})"
+            f"unknown {what or key} '{value}' (key '{key}'; choose from {', '.join(map(str, choices))})"
         )
 
 

@@ -79,20 +79,22 @@ def test_choice_file_without_options_is_an_error(tmp_path):
         load_benchmark("gpqa_diamond", local=str(path))
 
 
-def test_heldout_synthetic_set_is_disjoint_from_generated_training_problems(tmp_path):
+@pytest.mark.parametrize("name, ops", [("synthetic_heldout", 2), ("addition_heldout", 1)])
+def test_heldout_synthetic_set_is_disjoint_from_generated_training_problems(tmp_path, name, ops):
     from data_gen.args import GenerateArguments
     from inference.problems import synthetic_problems
 
-    heldout = load_benchmark("synthetic_heldout")
+    heldout = load_benchmark(name)
     assert len(heldout) == 64 and len({p.problem for p in heldout}) == 64
-    assert not {p.id for p in heldout} & {p.id for p in synthetic_problems(64, 0)}
+    training = synthetic_problems(64, 0, ops)
+    assert all(p.problem.count(" ") == 2 * ops + 1 for p in heldout + training)  # its kind
+    assert all(str(eval(p.problem[8:-1])) == p.answer for p in heldout)  # noqa: S307
+    assert not {p.id for p in heldout} & {p.id for p in training}
     from data_gen.decontaminate import build_index, decontaminate
     from inference.problems import Problem
 
     twin = Problem("synthetic-0-99", heldout[3].problem, heldout[3].answer)
-    kept, dropped = decontaminate(
-        [twin, *synthetic_problems(4, 0)], build_index(["synthetic_heldout"], 8)
-    )
+    kept, dropped = decontaminate([twin, *synthetic_problems(4, 0, ops)], build_index([name], 8))
     assert [d.id for d in dropped] == [twin.id] and len(kept) == 4
     # generated sources are checked when benchmarks are named, not against the paper's sets
     named = GenerateArguments(source="synthetic", decontam_benchmarks=["synthetic_heldout"])
