@@ -182,6 +182,9 @@ def write_config(root: Path, controller: str, controller_addr: str, nodes: list[
     """Write the private slurm.conf of a cluster living under ``root``.
 
     ``%n`` (the node name) keeps the spool, pid and log files of several slurmds apart.
+    ``cred_expire`` (a step credential's lifetime, default 120 s) is also how long a
+    requeued job waits before it may start again; 15 s keeps the requeue test from
+    idling two minutes while leaving slurmd ample time to check a credential.
     """
     (root / "state").mkdir()
     for node in nodes:
@@ -203,7 +206,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge.socket
+AuthInfo=socket={root}/munge.socket,cred_expire=15
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool/%n
 SlurmctldPidFile={root}/slurmctld.pid
