@@ -51,6 +51,13 @@ class ModelArguments:
     gpu_memory_utilization: float = field(
         default=0.9, metadata={"help": "vllm: fraction of GPU memory for weights + KV cache"}
     )
+    enforce_eager: bool = field(
+        default=False,
+        metadata={
+            "help": "vllm: skip torch.compile and CUDA graphs: starts in seconds instead of "
+            "tens of seconds, decodes more slowly (quick checks, small runs)"
+        },
+    )
     max_model_len: int | None = field(
         default=None,
         metadata={

@@ -10,6 +10,7 @@ one line per reason and the command that enables those tests.
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +34,13 @@ ENABLE_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("virtual environment",), "make test (runs inside .venv)"),
     (("2 CPUs",), "make test on a machine with at least 2 CPUs"),
 )
+
+
+#: Subprocesses (``accelerate launch``, the Slurm jobs, which activate the venv anyway) find
+#: the venv's programs first.  DeepSpeed JIT-builds its C++ ops with the first ``ninja`` on
+#: PATH, and the venv's ninja (a DeepSpeed dependency) and a system one each take the
+#: other's build for stale: mixed, every switch rebuilt an op from scratch (30-60 s).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.prefix) / "bin"), os.environ.get("PATH", "")])
 
 
 def _in_ci() -> bool:

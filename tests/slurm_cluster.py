@@ -126,7 +126,7 @@ class SlurmCluster:
             if time.monotonic() > deadline:
                 summary = {k: r["JobState"] for k, r in records.items()}
                 raise SlurmError(f"job {job_id} not finished after {timeout:.0f} s: {summary}")
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     def logs(self) -> str:
         """Tails of the daemon logs and outputs, for failure messages."""
@@ -182,6 +182,11 @@ def write_config(root: Path, controller: str, controller_addr: str, nodes: list[
     """Write the private slurm.conf of a cluster living under ``root``.
 
     ``%n`` (the node name) keeps the spool, pid and log files of several slurmds apart.
+    ``cred_expire`` (a step credential's lifetime, default 120 s) is also how long a
+    requeued job waits before it may start again; 15 s keeps the requeue test from
+    idling two minutes while leaving slurmd ample time to check a credential.  Such a
+    job is then started by the next periodic scheduling pass (every 30-60 s by
+    default), hence the 2 s intervals.
     """
     (root / "state").mkdir()
     for node in nodes:
@@ -203,7 +208,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge.socket
+AuthInfo=socket={root}/munge.socket,cred_expire=15
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool/%n
 SlurmctldPidFile={root}/slurmctld.pid
@@ -220,6 +225,7 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 ReturnToService=2
 MinJobAge=3600
 {node_lines}

@@ -18,7 +18,7 @@ import pytest
 from inference.backends import openai_api
 from inference.backends.base import GenerationRequest, SamplingSettings
 from tests.processes import free_port
-from tests.vllm_server import tiny_model_args
+from tests.vllm_server import MAX_MODEL_LEN, tiny_model_args
 
 pytest_plugins = ["tests.backend_fixtures"]
 
@@ -149,7 +149,7 @@ def test_unreachable_server_error_names_url(tiny_model_dir):
 @pytest.mark.slow
 def test_vllm_server_is_driven_with_token_ids(openai_backend, vllm_server):
     assert openai_backend.token_prompts and openai_backend.returns_token_ids
-    assert openai_backend.max_model_len == 2048
+    assert openai_backend.max_model_len == MAX_MODEL_LEN
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 Before the fix, a path whose context reached ``max_model_len`` before its
 token budget got empty ``length`` results forever.  Here the tiny model runs
-on the offline vLLM engine with a context far below the budget.
+on the offline vLLM engine (the session's shared one) with a context far below the budget.
 """
 
 from __future__ import annotations
@@ -15,31 +15,23 @@ from inference.problems import Problem
 from inference.run import run_inference
 from inference.trace import read_traces
 from tests.trace_shape import check_trace
+from tests.vllm_server import MAX_MODEL_LEN
+
+pytest_plugins = ["tests.backend_fixtures"]
 
 pytestmark = pytest.mark.slow
 
-#: far below the budgets used here (the tiny tokenizer's announced prompt is ~700 tokens)
-SMALL_CONTEXT = 1024
+#: far below the budgets used here (the tiny tokenizer's announced prompt is ~700 tokens);
+#: the shared engine of tests/backend_fixtures.py, started once per session, has this cap
+SMALL_CONTEXT = MAX_MODEL_LEN
 
 
-@pytest.fixture(scope="module")
-def small_vllm(tiny_model_dir):
-    from inference.backends import vllm_offline
-
-    args = ModelArguments(
-        model=str(tiny_model_dir), backend="vllm", dtype="float32", max_model_len=SMALL_CONTEXT
-    )
-    backend = vllm_offline.load(args, str(tiny_model_dir))
-    yield backend
-    backend.close()
-
-
-def test_backend_reports_a_full_context(small_vllm):
+def test_backend_reports_a_full_context(vllm_backend):
     sampling = SamplingSettings()
     full = GenerationRequest([11] * SMALL_CONTEXT, max_tokens=8, seed=1)
     nearly = GenerationRequest([11] * (SMALL_CONTEXT - 3), max_tokens=50, seed=2)
     roomy = GenerationRequest([11] * 10, max_tokens=4, seed=3)
-    results = small_vllm.generate([full, nearly, roomy], sampling)
+    results = vllm_backend.generate([full, nearly, roomy], sampling)
     assert results[0].stop_reason == "context" and results[0].token_ids == []
     assert results[1].stop_reason in ("context", "eos", "stop")
     if results[1].stop_reason == "context":
@@ -48,7 +40,7 @@ def test_backend_reports_a_full_context(small_vllm):
 
 
 @pytest.mark.parametrize("method", ["leap", "independent"])
-def test_leap_with_a_context_far_below_the_budget_finishes(small_vllm, tmp_path, method):
+def test_leap_with_a_context_far_below_the_budget_finishes(vllm_backend, tmp_path, method):
     leap_args = LeapArguments(
         method=method, n=3, top_k=1, T=64, max_tokens=8000, summary_max_tokens=16, seed=1
     )
@@ -64,7 +56,7 @@ def test_leap_with_a_context_far_below_the_budget_finishes(small_vllm, tmp_path,
         leap_args,
         problems,
         tmp_path,
-        backend=small_vllm,
+        backend=vllm_backend,
         progress=False,
     )
     traces = read_traces(tmp_path / "traces.jsonl")

@@ -72,5 +72,6 @@ def test_plain_leap_on_hf_ignores_the_model_written_tag(summarizing_model, tmp_p
 
 @pytest.mark.slow
 def test_leap_t_on_vllm(summarizing_model, tmp_path):
+    # vLLM's default, compiled start (every other vLLM test runs eager to start sooner)
     traces = run_leap_t(summarizing_model, tmp_path / "vllm", "vllm", "--max_model_len", "2048")
     check_model_opened_blocks(traces)

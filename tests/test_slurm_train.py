@@ -125,7 +125,7 @@ def test_train_sbatch_on_two_nodes_saves_on_the_time_limit_signal_requeues_and_r
     while last_complete_checkpoint(out)[0] is None:
         state = two_node_cluster.states(job)[job]["JobState"]
         assert state not in FINAL_STATES, f"{state} before the first checkpoint\n{text()[-4000:]}"
-        time.sleep(1.0)
+        time.sleep(0.5)
     two_node_cluster.run("scancel", "--batch", "--signal=USR1", job)
     record = two_node_cluster.wait(job, timeout=600)[job]
     assert record["JobState"] == "COMPLETED", f"{record['ExitCode']}\n{text()[-4000:]}"

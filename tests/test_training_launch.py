@@ -12,7 +12,7 @@ import pytest
 
 from tests.processes import free_port
 from tests.test_training_data import write_sft_dataset
-from tests.training_runs import REPO, SMOKE, smoke_argv
+from tests.training_runs import REPO, SMOKE, assert_trained_and_loadable, smoke_argv
 from training.sft import FINISHED_MARKER
 
 
@@ -40,6 +40,7 @@ def test_leapt_train_starts_two_deepspeed_processes_from_any_directory(tiny_mode
     assert record["hyperparameters"]["global_batch_size"] == 4
     assert (out / "model.safetensors").is_file()
     assert "LeaP-T training" in (out / "README.md").read_text()
+    assert_trained_and_loadable(out, tiny_model_dir)
 
 
 def test_an_unknown_accelerate_config_is_refused_naming_the_shipped_ones(tmp_path, capsys):

@@ -32,3 +32,22 @@ def smoke_argv(
 ) -> list[str]:
     """``leapt train`` / ``training.sft`` arguments: the smoke recipe and :func:`run_flags`."""
     return ["--config", str(SMOKE), *run_flags(model_dir, data_dir, out_dir, *extra)]
+
+
+def assert_trained_and_loadable(out_dir: Path, base_dir: Path) -> None:
+    """The model saved in ``out_dir`` loads, generates and is not the untrained ``base_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    trained = AutoModelForCausalLM.from_pretrained(out_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    trained_params = dict(trained.named_parameters())
+    assert trained_params.keys() == dict(base.named_parameters()).keys()
+    changed = [
+        name
+        for name, param in base.named_parameters()
+        if not torch.equal(param, trained_params[name])
+    ]
+    assert changed, "the saved weights are the untrained base weights"
+    ids = torch.tensor([[5, 17, 42]])
+    assert trained.generate(ids, max_new_tokens=4, do_sample=False).shape[1] > 3

@@ -26,19 +26,21 @@ from tests.processes import free_port
 START_TIMEOUT = 600.0
 
 
-#: context cap for the tiny model: small KV-cache blocks table, fast start
+#: context cap for the tiny model: room for the announced LeaP prompt (~700 tokens) and a
+#: few LeaP blocks, yet far below the token budget of the context tests; small KV-cache
+#: blocks table, fast start
 MAX_MODEL_LEN = 2048
 
 
 def tiny_model_args(model_dir: Path, backend: str, **overrides) -> ModelArguments:
-    """float32 keeps samples bit-reproducible for the seed tests."""
-    return ModelArguments(
-        model=str(model_dir),
-        backend=backend,
-        dtype="float32",
-        max_model_len=MAX_MODEL_LEN,
-        **overrides,
-    )
+    """Settings of the tiny model on any backend.
+
+    float32 keeps samples bit-reproducible for the seed tests.  ``enforce_eager``
+    (vllm only) skips torch.compile, so each engine starts 10-20 s sooner on CPU; the
+    compiled default is still run by test_leap_t_backends.py's ``leapt infer --backend vllm``.
+    """
+    settings = {"dtype": "float32", "max_model_len": MAX_MODEL_LEN, "enforce_eager": True}
+    return ModelArguments(model=str(model_dir), backend=backend, **{**settings, **overrides})
 
 
 class VLLMServer:

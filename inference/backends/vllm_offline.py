@@ -281,6 +281,7 @@ def load(model_args: ModelArguments, model_path: str) -> VLLMOfflineBackend:
         "gpu_memory_utilization": model_args.gpu_memory_utilization,
         "max_model_len": model_args.max_model_len,
         "enable_prefix_caching": True,
+        "enforce_eager": model_args.enforce_eager,
     }
     if not has_cuda():
         engine_kwargs.update(whole_prefills(model_args, model_path))
