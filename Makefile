@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format clean e2e e2e-quick
+.PHONY: setup demo test test-fast lint format clean e2e e2e-quick e2e-round2
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -54,14 +54,17 @@ clean:
 # A rerun resumes: generate and eval skip finished problems (and refuse changed settings),
 # a finished student (leapt_training.json) is kept, never retrained or overwritten.
 E2E_OUT ?= outputs/e2e
+# $(1): config folder, $(2): dataset, $(3): student folder, $(4): extra `leapt train` flags
+define E2E_TRAIN
+	if [ -f $(3)/leapt_training.json ]; then \
+	  echo "train: $(3) is finished, kept"; \
+	else \
+	  $(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(2) --output_dir $(3) $(4); \
+	fi
+endef
 define E2E_RECIPE
 	$(BIN)/leapt generate --config $(1)/generate.yaml --output_dir $(E2E_OUT)/data
-	if [ -f $(E2E_OUT)/student/leapt_training.json ]; then \
-	  echo "train: $(E2E_OUT)/student is finished, kept"; \
-	else \
-	  $(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(E2E_OUT)/data \
-	    --output_dir $(E2E_OUT)/student; \
-	fi
+	$(call E2E_TRAIN,$(1),$(E2E_OUT)/data,$(E2E_OUT)/student)
 	$(BIN)/leapt eval --config $(1)/eval.yaml --output_dir $(E2E_OUT)/before
 	$(BIN)/leapt eval --config $(1)/eval.yaml --model $(E2E_OUT)/student --output_dir $(E2E_OUT)/after
 	$(BIN)/leapt report --compare before=$(E2E_OUT)/before after=$(E2E_OUT)/after --output_dir $(E2E_OUT)
@@ -73,3 +76,18 @@ e2e: $(STAMP)
 
 e2e-quick: $(STAMP)
 	$(call E2E_RECIPE,configs/e2e/quick)
+
+# A second round after `make e2e`: the round-1 student is the teacher, on new training
+# problems (seed 1), and is fine-tuned further on what it got right; the report in
+# $(E2E_OUT)/round2 sets the base model, round 1 and round 2 side by side.
+E2E_ROUND2 = $(E2E_OUT)/round2
+e2e-round2: $(STAMP)
+	@test -f $(E2E_OUT)/student/leapt_training.json || \
+	  { echo "e2e-round2: $(E2E_OUT)/student is not a finished student: run make e2e first"; exit 2; }
+	$(BIN)/leapt generate --config configs/e2e/full/generate.yaml --model $(E2E_OUT)/student \
+	  --seed 1 --dataset_name leapt-e2e-round2 --output_dir $(E2E_ROUND2)/data
+	$(call E2E_TRAIN,configs/e2e/full,$(E2E_ROUND2)/data,$(E2E_ROUND2)/student,--model_name_or_path $(E2E_OUT)/student)
+	$(BIN)/leapt eval --config configs/e2e/full/eval.yaml --model $(E2E_ROUND2)/student \
+	  --output_dir $(E2E_ROUND2)/after
+	$(BIN)/leapt report --compare before=$(E2E_OUT)/before round1=$(E2E_OUT)/after \
+	  round2=$(E2E_ROUND2)/after --output_dir $(E2E_ROUND2)
