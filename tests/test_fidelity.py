@@ -254,7 +254,7 @@ def test_hf_run_with_a_small_context_finishes_every_path(tmp_path, tiny_model_di
         "--T", "40", "--summary_max_tokens", "20",
     )  # fmt: skip
     assert "may not hold" in caplog.text
-    assert all(p.finish is not None for p in trace.paths)
+    assert {p.finish for p in trace.paths} <= {"context", "forced", "eos", "think_end"}
     assert any(p.finish == "context" for p in trace.paths)
     assert all(p.generated_tokens < 4000 for p in trace.paths)
 

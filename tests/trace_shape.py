@@ -69,5 +69,4 @@ def trace_shape(trace: Trace) -> dict[str, Any]:
         "first_kinds": sorted({p.segments[0].kind for p in trace.paths}),
         "kinds": sorted({s.kind for p in trace.paths for s in p.segments}),
         "routed_turn1": sorted(r.path for r in trace.routing if r.turn == 1),
-        "has_answers_field": all(hasattr(p, "final_answer") for p in trace.paths),
     }
