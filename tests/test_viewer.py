@@ -76,7 +76,7 @@ def test_rows_are_leap_turns_and_similarity_is_the_routers(run):
     view = problem_view(trace)
     turns = sorted({r.turn for r in trace.routing})
     assert [r["key"] for r in view["rows"]] == [str(t) for t in turns] + ["end"]
-    assert view["prompt"] is not None and view["prompt"] == trace.paths[0].segments[0].text
+    assert view["prompt"] == trace.paths[0].segments[0].text
     for k, path in enumerate(view["paths"]):
         for turn in turns:
             authors = [a for a, _ in path["cells"][str(turn)]]
