@@ -37,7 +37,6 @@ from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
 from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
-from inference.run import check_resume_settings
 from inference.summaries import Tags
 from inference.trace import Segment, Trace, TraceFile
 from leapt.config import ConfigError, to_dict
@@ -148,8 +147,7 @@ def harvest(
 ) -> dict:
     """Run the whole pipeline for one shard; returns the stats also written to stats.json."""
     from eval.grading import make_grader
-    from inference.context import check_context_fits
-    from inference.run import run_inference
+    from inference.run_folder import RunSpec, open_runs
 
     clock = StageClock("generate")
     protocol = load_protocol(leap_args.protocol)
@@ -165,29 +163,18 @@ def harvest(
 
     out = Path(args.output_dir)
     raw_dir = out / "raw" / args.shard_name
-    traces_file = TraceFile(raw_dir / "traces.jsonl")
-    # the protocol file too: the filters and the trained tag read the wording of this run's
-    check_resume_settings(traces_file, leap_args, (*CARD_LEAP_KEYS, "protocol"))
-    check_context_fits(model_args, leap_args, mine)
-    pending = wanted - traces_file.done_ids()
     settings = filter_settings(args, leap_args, protocol)
-    own_backend = backend is None and bool(pending)
-    if own_backend:
-        from inference.backends import load_backend
-
-        backend = load_backend(model_args)
-    try:
+    spec = RunSpec(raw_dir, leap_args, mine, args.source, extra=run_extra(args, settings))
+    with open_runs(model_args, [spec], lock_dir=raw_dir, backend=backend) as session:
+        backend = session.backend
         tokenizer = backend.tokenizer if backend is not None else load_tokenizer(model_args)
         count_tokens = token_counter(tokenizer)
+        pending = bool(session.pending[raw_dir])
         if pending:
-            live = LiveCounts(settings, count_tokens, len(pending), progress)
+            live = LiveCounts(settings, count_tokens, len(session.pending[raw_dir]), progress)
             try:
-                run_inference(
-                    model_args,
-                    leap_args,
-                    mine,
-                    raw_dir,
-                    backend=backend,
+                session.run(
+                    spec,
                     grade=make_grader(leap_args.task),
                     progress=progress,
                     concurrent_problems=args.concurrent_problems,
@@ -195,27 +182,40 @@ def harvest(
                 )
             finally:
                 live.close()
-    finally:
-        if own_backend:
-            backend.close()
 
-    traces = [t for t in TraceFile(raw_dir / "traces.jsonl") if t.id in wanted]
-    result = filter_traces(traces, settings, count_tokens)
-    prompt = RowPrompt(protocol, tokenizer, leap_args.task, plain=args.sft_prompt == "plain")
-    rows = [prompt.row(t, i, args.source) for t, i in result.kept]
-    teacher = traces[0].model if traces else model_args.model
-    stats = build_stats(
-        args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
-    )
-    dataset_dir = out if args.shard_count == 1 else out / args.shard_name
-    write_dataset(dataset_dir, rows, stats, args.dataset_name)
-    if pending:  # a rerun that only re-filters finished traces costs nothing worth counting
-        clock.record(dataset_dir)
+        traces = [t for t in TraceFile(spec.traces_path) if t.id in wanted]
+        result = filter_traces(traces, settings, count_tokens)
+        prompt = RowPrompt(protocol, tokenizer, leap_args.task, plain=args.sft_prompt == "plain")
+        rows = [prompt.row(t, i, args.source) for t, i in result.kept]
+        teacher = traces[0].model if traces else model_args.model
+        stats = build_stats(
+            args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
+        )
+        dataset_dir = out if args.shard_count == 1 else out / args.shard_name
+        write_dataset(dataset_dir, rows, stats, args.dataset_name)
+        if pending:  # a rerun that only re-filters finished traces costs nothing worth counting
+            clock.record(dataset_dir)
     if args.push_to_hub:
         from data_gen.hub import push_dataset
 
         push_dataset(dataset_dir, args.push_to_hub, private=args.private)
     return stats
+
+
+def run_extra(args: GenerateArguments, settings: FilterSettings) -> dict[str, Any]:
+    """What a raw shard folder records beside the engine's inputs: the shard and what makes a
+    dataset row out of its traces (filters, prompt, decontamination), so one folder's dataset
+    is always built one way."""
+    return {
+        "shard": args.shard,
+        "filters": settings.as_dict(),
+        "sft_prompt": args.sft_prompt,
+        "decontamination": {
+            "enabled": args.checks_contamination,
+            "ngram": args.decontam_ngram,
+            "benchmarks": list(args.decontam_benchmarks) if args.checks_contamination else [],
+        },
+    }
 
 
 def build_stats(

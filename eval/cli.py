@@ -127,8 +127,9 @@ def run_eval(
     progress: bool = True,
 ) -> dict | None:
     """Evaluate every (seed, benchmark, method) and return the report's results (if written)."""
-    from eval.benchmarks import load_benchmark
+    from eval.benchmarks import BENCHMARKS, load_benchmark
     from eval.grading import make_grader
+    from inference.run_folder import RunSpec, open_runs
     from leapt.wall_time import StageClock
 
     clock = StageClock("eval")
@@ -142,53 +143,32 @@ def run_eval(
         )
         for bench in eval_args.benchmarks
     }
-    from inference.context import check_context_fits
-    from inference.run import check_resume_settings, run_inference
-    from inference.trace import TraceFile
-
     root = Path(eval_args.output_dir)
-    for out, bench, args in plan:  # every run is checked before any generates
-        check_resume_settings(TraceFile(out / "traces.jsonl"), args)
-        check_context_fits(model_args, args, problems[bench])
-    pending = any(
-        {p.id for p in problems[bench]} - TraceFile(out / "traces.jsonl").done_ids()
+    local = eval_args.local_files or {}
+    specs = [
+        RunSpec(out, args, problems[bench], local.get(bench) or BENCHMARKS[bench].source or bench)
         for out, bench, args in plan
-    )
-    own_backend = backend is None and pending
-    if own_backend:  # once for every run; not at all when everything is already done
-        from inference.backends import load_backend
-
-        backend = load_backend(model_args)
-    try:
-        for out, bench, args in plan:
+    ]
+    # every run is checked before any generates; the model loads once, not at all when done
+    with open_runs(model_args, specs, lock_dir=root, backend=backend) as session:
+        for spec, (_, bench, args) in zip(specs, plan, strict=True):
             if progress:
                 logger.info(
                     "== %s / %s (seed %s): %d problems, n=%d",
                     bench,
                     args.method,
                     args.seed,
-                    len(problems[bench]),
+                    len(spec.problems),
                     args.n,
                 )
-            run_inference(
-                model_args,
-                args,
-                problems[bench],
-                out,
-                backend=backend,
-                grade=make_grader(args.task),
-                progress=progress,
-            )
-    finally:
-        if own_backend:
-            backend.close()
-    if pending:  # a rerun over finished runs only rewrites the report
-        clock.record(root)
-    if not eval_args.report:
-        return None
-    from eval.report import RESULTS_MD, write_report
+            session.run(spec, grade=make_grader(args.task), progress=progress)
+        if session.any_pending:  # a rerun over finished runs only rewrites the report
+            clock.record(root)
+        if not eval_args.report:
+            return None
+        from eval.report import RESULTS_MD, write_report
 
-    results = write_report([root], root)
+        results = write_report([root], root)
     if progress:
         print((root / RESULTS_MD).read_text())
     return results

@@ -1,10 +1,11 @@
 """``run_inference``: problems in, ``traces.jsonl`` + ``summary.json`` out, resumable.
 
-Used by ``leapt infer`` and, with a grader, by ``leapt eval`` and
-``leapt generate``.  Finished problems already in ``traces.jsonl`` are skipped,
-each newly finished problem is appended (and fsync'ed) the moment it ends,
-and ``summary.json`` is rebuilt from the whole file, so an interrupted run
-rerun into the same directory ends with every problem exactly once.
+Called through :func:`inference.run_folder.open_runs` (lock, identity checks,
+backend) by ``leapt infer``, ``leapt eval`` and ``leapt generate``.  Finished
+problems already in ``traces.jsonl`` are skipped, each newly finished problem
+is appended (and fsync'ed) the moment it ends, and ``summary.json`` is rebuilt
+from the whole file, so an interrupted run rerun into the same directory ends
+with every problem exactly once.
 """
 
 from __future__ import annotations
@@ -31,26 +32,6 @@ Grader = Callable[[Problem, "str | None"], "bool | None"]
 def default_concurrency(n: int) -> int:
     """Problems in flight at once: enough to fill a batch, few enough to finish early ones."""
     return max(1, 256 // max(1, n))
-
-
-def check_resume_settings(
-    traces: TraceFile, leap_args: LeapArguments, keys: Iterable[str] | None = None
-) -> None:
-    """Refuse to resume into traces made with other settings (``keys``, default all).
-
-    A traces file holds one configuration: mixing settings would corrupt every
-    metric or dataset built from it, and finished results are never overwritten.
-    """
-    first = next(iter(traces), None)
-    if first is None:
-        return
-    current = to_dict(leap_args)
-    for key in sorted(current if keys is None else keys):
-        if key in first.config and first.config[key] != current[key]:
-            raise ConfigError(
-                f"{traces.path} holds traces made with {key}={first.config[key]!r}, not "
-                f"{current[key]!r} (key '{key}'); use another 'output_dir' or the old settings"
-            )
 
 
 def run_inference(
@@ -122,7 +103,7 @@ def run_inference(
             backend.close()
 
     wanted = set(by_id)
-    finished = [t for t in traces if t.id in wanted]
+    finished = (t for t in traces if t.id in wanted)  # streamed: one trace in memory at a time
     summary = summarize(finished, len(problems), len(todo), time.monotonic() - started)
     summary["method"], summary["model"] = leap_args.method, model_args.model
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
@@ -131,10 +112,14 @@ def run_inference(
     return summary
 
 
-def summarize(traces: list[Trace], total: int, ran: int, seconds: float) -> dict[str, Any]:
-    """Counts, token totals and per-problem answers (and correctness when graded)."""
-    per_problem = []
+def summarize(traces: Iterable[Trace], total: int, ran: int, seconds: float) -> dict[str, Any]:
+    """Counts, token totals and per-problem answers (and correctness when graded).
+
+    Reads ``traces`` once and keeps only the per-problem rows, not the traces.
+    """
+    per_problem, paths = [], 0
     for t in traces:
+        paths += len(t.paths)
         correct = [p.correct for p in t.paths]
         per_problem.append(
             {
@@ -149,12 +134,13 @@ def summarize(traces: list[Trace], total: int, ran: int, seconds: float) -> dict
             }
         )
     graded = [c for row in per_problem if row["correct"] for c in row["correct"] if c is not None]
+    finished = len(per_problem)
     return {
         "problems": total,
-        "finished": len(traces),
+        "finished": finished,
         "run_now": ran,
-        "resumed": len(traces) - ran if len(traces) >= ran else 0,
-        "paths": sum(len(t.paths) for t in traces),
+        "resumed": finished - ran if finished >= ran else 0,
+        "paths": paths,
         "generated_tokens": sum(r["generated_tokens"] for r in per_problem),
         "summary_tokens": sum(r["summary_tokens"] for r in per_problem),
         "accuracy": sum(graded) / len(graded) if graded else None,

@@ -9,11 +9,16 @@ off, never parsed as data and never duplicated.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from leapt.config import ConfigError
+
+logger = logging.getLogger(__name__)
 
 SegmentKind = Literal["prompt", "model", "peer"]
 #: how a path ended: EOS after (``think_end``) or without (``eos``) a think-end tag, budget
@@ -96,12 +101,70 @@ class Trace:
         return cls(**data)
 
 
+class CorruptTraceLine(ConfigError):
+    """A line in the middle of a traces file that is not a trace: stop, never skip it silently."""
+
+
+def _recovery(path: Path, number: int) -> str:
+    return (
+        f"{path} line {number} is not a valid trace (the file was edited or damaged); "
+        f"move the file aside to start over, or delete line {number} to rerun that problem"
+    )
+
+
+def scan_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every trace line, one line in memory at a time.
+
+    A last line that is unterminated or does not parse is what a killed writer
+    leaves: it is skipped here and cut off by :class:`TraceFile` on reopen.
+    Anything else that is not a JSON object with an ``id`` raises
+    :class:`CorruptTraceLine` naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        pending: tuple[int, bytes] | None = None  # a bad line, fatal unless it is the last
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if pending is not None:
+                raise CorruptTraceLine(_recovery(path, pending[0]))
+            record = _parse(line) if line.endswith(b"\n") else None
+            if record is None:
+                pending = (number, line)
+                continue
+            yield number, record
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+
+
+def _last_newline(fh: Any, end: int, chunk: int = 1 << 16) -> int:
+    """Offset of the last newline before ``end`` (-1 if none), reading backwards in chunks."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - chunk)
+        fh.seek(start)
+        found = fh.read(pos - start).rfind(b"\n")
+        if found >= 0:
+            return start + found
+        pos = start
+    return -1
+
+
 class TraceFile:
     """Append-only JSONL of traces with resume semantics.
 
     ``done_ids()`` tells a rerun which problems to skip; ``append()`` writes one
     complete line and fsyncs it before returning.  Opening repairs a torn last
-    line left by a killed process.
+    line left by a killed process.  Nothing reads the whole file at once: a
+    resume over a file of many gigabytes holds one line at a time.
     """
 
     def __init__(self, path: str | Path):
@@ -111,33 +174,36 @@ class TraceFile:
 
     def _repair(self) -> None:
         """Truncate an incomplete (unterminated or unparsable) final line."""
-        data = self.path.read_bytes() if self.path.exists() else b""
-        if not data:
+        if not self.path.exists():
             return
-        keep = len(data)
-        if not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-        else:
-            last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
-            try:
-                json.loads(data[last_start:])
-            except ValueError:
-                keep = last_start
-        if keep < len(data):
-            with open(self.path, "r+b") as fh:
+        with open(self.path, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":
+                keep = _last_newline(fh, size) + 1
+            else:
+                start = _last_newline(fh, size - 1) + 1
+                fh.seek(start)
+                try:
+                    json.loads(fh.read(size - start))
+                    keep = size
+                except ValueError:
+                    keep = start
+            if keep < size:
                 fh.truncate(keep)
 
     def __iter__(self) -> Iterator[Trace]:
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield Trace.from_dict(json.loads(line))
+        for number, record in scan_lines(self.path):
+            try:
+                yield Trace.from_dict(record)
+            except (TypeError, KeyError, ValueError):
+                raise CorruptTraceLine(_recovery(self.path, number)) from None
 
     def done_ids(self) -> set[str]:
         """Ids of problems already finished in this file."""
-        return {t.id for t in self}
+        return {record["id"] for _, record in scan_lines(self.path)}
 
     def append(self, trace: Trace) -> None:
         """Write one trace as one line, flushed to disk before returning."""
@@ -148,13 +214,23 @@ class TraceFile:
 
 
 def read_traces(path: str | Path) -> list[Trace]:
-    """All traces of a ``traces.jsonl`` file (read-only; no repair)."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
+    """All traces of a ``traces.jsonl`` file (read-only; no repair).
+
+    For readers (``leapt report``, ``leapt view``): a line that is not a trace
+    is skipped, and one warning says how many were.
+    """
+    out, skipped = [], 0
+    with open(path, "rb") as fh:
         for line in fh:
-            if line.strip():
-                try:
-                    out.append(Trace.from_dict(json.loads(line)))
-                except ValueError:
-                    continue
+            if not line.strip():
+                continue
+            record = _parse(line)
+            try:
+                out.append(Trace.from_dict(record))  # type: ignore[arg-type]
+            except (TypeError, KeyError, ValueError, AttributeError):
+                skipped += 1
+    if skipped:
+        logger.warning(
+            "skipped %d corrupt line%s of %s", skipped, "" if skipped == 1 else "s", path
+        )
     return out

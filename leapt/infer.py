@@ -22,11 +22,9 @@ DESCRIPTION = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from inference.context import check_context_fits
     from inference.problems import load_problems
     from inference.protocol import load_protocol
-    from inference.run import check_resume_settings, run_inference
-    from inference.trace import TraceFile
+    from inference.run_folder import RunSpec, open_runs
 
     model_args, leap_args, data_args = parse_config(
         (ModelArguments, LeapArguments, DataArguments),
@@ -36,27 +34,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load_protocol(leap_args.protocol)
     problems = load_problems(data_args, seed=leap_args.seed)
-    check_resume_settings(TraceFile(Path(data_args.output_dir) / "traces.jsonl"), leap_args)
-    check_context_fits(model_args, leap_args, problems)
     graded = any(p.answer is not None for p in problems)
     grade = None
     if graded:  # eval's grader and metrics: this command sits above both engine and eval
         from eval.grading import make_grader
 
         grade = make_grader(leap_args.task)
-    summary = run_inference(
-        model_args,
-        leap_args,
-        problems,
-        data_args.output_dir,
-        grade=grade,
-        concurrent_problems=data_args.concurrent_problems,
-    )
+    out = Path(data_args.output_dir)
+    spec = RunSpec(out, leap_args, problems, data_args.source)
+    with open_runs(model_args, [spec], lock_dir=out) as session:
+        summary = session.run(spec, grade=grade, concurrent_problems=data_args.concurrent_problems)
     print(
         f"wrote {data_args.output_dir}/traces.jsonl and summary.json ({summary['finished']} problems)"
     )
     if graded:
-        print(accuracy_line(Path(data_args.output_dir) / "traces.jsonl", problems, leap_args.task))
+        print(accuracy_line(out / "traces.jsonl", problems, leap_args.task))
     return 0
 
 
