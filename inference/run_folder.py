@@ -239,29 +239,6 @@ class RunSession:
         )
 
 
-def _created_by_mkdir(folder: Path) -> Path | None:
-    """The topmost missing ancestor ``folder.mkdir(parents=True)`` would create, or None."""
-    missing = None
-    for path in [folder, *folder.parents]:
-        if path.exists():
-            break
-        missing = path
-    return missing
-
-
-def _remove_created(top: Path | None, folder: Path) -> None:
-    """Remove the empty folders from ``folder`` up to ``top`` (made only for the lock)."""
-    if top is None:
-        return
-    for path in [folder, *folder.parents]:
-        try:
-            path.rmdir()
-        except OSError:
-            return
-        if path == top:
-            return
-
-
 @contextmanager
 def open_runs(
     model_args: ModelArguments,
@@ -283,8 +260,6 @@ def open_runs(
     from inference.methods import REGISTRY
 
     specs = list(specs)
-    lock_dir = Path(lock_dir)
-    created = _created_by_mkdir(lock_dir)
     lock = FolderLock(lock_dir).acquire()
     owned = False
     try:
@@ -300,7 +275,6 @@ def open_runs(
                 check_context_fits(model_args, spec.leap_args, spec.problems)
         except BaseException:
             lock.release()
-            _remove_created(created, lock_dir)
             raise
         session = RunSession(model_args, specs, backend)
         for spec, state in zip(specs, states, strict=True):

@@ -87,8 +87,10 @@ class FolderLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
+        self._created: list[Path] = []  # folders made for the lock, deepest first
 
     def acquire(self) -> FolderLock:
+        self._created = [p for p in [self.folder, *self.folder.parents] if not p.exists()]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -126,7 +128,11 @@ class FolderLock:
         return self
 
     def release(self) -> None:
-        """Unlink the lock file, then unlock (waiters re-open a new file; see the module doc)."""
+        """Unlink the lock file, then unlock (waiters re-open a new file; see the module doc).
+
+        Folders created for the lock that are still empty go too: a run refused
+        before it wrote anything leaves the disk as it found it.
+        """
         if self._fd is None:
             return
         try:
@@ -134,6 +140,11 @@ class FolderLock:
         finally:
             os.close(self._fd)
             self._fd = None
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def __enter__(self) -> FolderLock:
         return self.acquire()

@@ -23,6 +23,14 @@ from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
 from leapt.log import main_process_only
+from leapt.run_lock import FolderLock
+from leapt.run_manifest import (
+    check_manifest,
+    data_identity,
+    model_identity,
+    read_manifest,
+    write_manifest,
+)
 from leapt.wall_time import StageClock
 
 #: written last; its presence marks a finished run that must not be overwritten
@@ -231,7 +239,33 @@ def train(script, args, model_args) -> Path:
     The epilogue follows TRL's own path (as open-r1's ``sft.py`` does):
     ``save_model``, ``create_model_card`` and, if asked, ``push_to_hub``, with
     the LeaP-T fields added by :class:`training.trainer.LeapSFTTrainer`.
+    One process trains into a folder at a time (a lock file held by rank 0).
     """
+    clock = StageClock("train")
+    out_dir = Path(args.output_dir)
+    rank_zero = int(os.environ.get("RANK", "0")) == 0
+    lock = FolderLock(out_dir).acquire() if rank_zero else None  # one training per folder
+    try:
+        manifest = training_manifest(script, model_args)
+        check_manifest(out_dir, read_manifest(out_dir), manifest)  # every rank: all refuse alike
+        return _train(script, args, model_args, out_dir, manifest if rank_zero else None, clock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def training_manifest(script, model_args) -> dict:
+    """What a training folder records of its inputs: a rerun (resume) with another base model
+    or dataset is refused before anything loads (:mod:`leapt.run_manifest`)."""
+    return {
+        "base_model": model_identity(model_args.model_name_or_path, model_args.model_revision),
+        "dataset": data_identity(script.dataset_name),
+        "dataset_config": script.dataset_config,
+    }
+
+
+def _train(script, args, model_args, out_dir: Path, manifest: dict | None, clock) -> Path:
+    """:func:`train` under the folder's lock; ``manifest`` is written by rank 0 (else None)."""
     from training.checkpoints import (
         MarkCompleteCheckpoints,
         StopOnSignal,
@@ -239,8 +273,6 @@ def train(script, args, model_args) -> Path:
     )
     from training.model_card import LeapCardFields, card_hyperparameters, hub_id_or_none
 
-    clock = StageClock("train")
-    out_dir = Path(args.output_dir)
     push = args.push_to_hub
     args.push_to_hub = False  # no repo at start, no push per save: one push_to_hub at the end
     if "wandb" in (args.report_to or []):
@@ -249,6 +281,8 @@ def train(script, args, model_args) -> Path:
     if resume:
         check_resume_world_size(resume, int(os.environ.get("WORLD_SIZE", "1")))
     trainer, tokenizer, stats = build_trainer(script, args, model_args)
+    if manifest is not None and manifest != read_manifest(out_dir):
+        write_manifest(out_dir, manifest)
     card = LeapCardFields(
         base_model=model_args.model_name_or_path,
         dataset=script.dataset_name,
