@@ -15,14 +15,15 @@ writes traces into folders, e.g. a server) do the same steps, in this order::
    traces once for the finished ids, each checked against the problem text
    it was run on; a corrupt line in the middle stops here, naming it;
 3. check that paths fit the context (a warning, or an error with ``strict``);
-4. if any problem is pending: write the manifests, load the backend (unless
-   one was given); else load nothing and write nothing;
+4. if any problem is pending: load the backend (unless one was given), then
+   write the manifests; else load nothing and write nothing;
 5. run; 6. close the backend and release the lock.
 
 Every refusal (steps 1-3) comes before a model loads and leaves the folders as
 they were: the lock file is removed again, and a folder this call created for
-it too.  The identity of a Hub model is refreshed after it loads, so the
-revision a first download resolved is recorded.
+it too.  Manifests are written only once the backend has loaded (a model or
+server that fails to load changes nothing), with the model's identity as
+known then, so the revision a first download resolved is recorded.
 
 Folders made before manifests existed (``traces.jsonl`` only): what their
 traces record (model name, backend, method settings, problem texts) is
@@ -280,14 +281,15 @@ def open_runs(
         for spec, state in zip(specs, states, strict=True):
             session.pending[spec.folder] = [p for p in spec.problems if p.id not in state.done]
         if session.any_pending:
-            for spec, manifest, state in zip(specs, manifests, states, strict=True):
-                _record(spec, manifest, state)
-            if backend is None:
+            if backend is None:  # a model or server that fails to load leaves no manifest
                 from inference.backends import load_backend
 
                 session.backend = load_backend(model_args)
                 owned = True
-                _refresh_model(model_args, specs, manifests)
+                model = model_ref(model_args)  # as known after loading: a download's revision
+                manifests = [{**m, "model": model} for m in manifests]
+            for spec, manifest, state in zip(specs, manifests, states, strict=True):
+                _record(spec, manifest, state)
         yield session
     finally:
         if owned and session.backend is not None:
@@ -306,6 +308,8 @@ def _record(spec: RunSpec, manifest: dict[str, Any], state: FolderState) -> None
             MANIFEST_NAME,
             ", ".join(UNRECORDED_BEFORE_MANIFESTS),
         )
+    if state.recorded is not None:  # the model as known after loading may say more
+        check_manifest(spec.folder, {**state.recorded, "problems": {}}, manifest)
     merged = {
         **manifest,
         "problems": {**(state.recorded or {}).get("problems", {}), **manifest["problems"]},
@@ -313,15 +317,3 @@ def _record(spec: RunSpec, manifest: dict[str, Any], state: FolderState) -> None
     if merged != state.recorded:
         spec.folder.mkdir(parents=True, exist_ok=True)
         write_manifest(spec.folder, merged)
-
-
-def _refresh_model(
-    model_args: ModelArguments, specs: list[RunSpec], manifests: list[dict[str, Any]]
-) -> None:
-    """Record the model's identity as known after loading (a first download's revision)."""
-    model = model_ref(model_args)
-    if model == manifests[0]["model"]:
-        return
-    for spec, manifest in zip(specs, manifests, strict=True):
-        recorded = read_manifest(spec.folder) or manifest
-        write_manifest(spec.folder, {**recorded, "model": model})

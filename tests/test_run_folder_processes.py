@@ -23,7 +23,7 @@ from leapt.run_lock import LOCK_NAME
 from tests.processes import REPO, leapt_argv, leapt_env, lines_in
 from tests.test_run_folder import snapshot, write_problems
 
-PROBLEMS = 40
+PROBLEMS = 24
 
 
 def _argv(model: Path, out: Path, *extra: str) -> list[str]:
