@@ -46,7 +46,7 @@ from typing import Any
 from inference.args import EMBEDDED_MODEL, LeapArguments, ModelArguments
 from inference.backends.base import Backend
 from inference.problems import Problem
-from inference.trace import Trace, scan_lines
+from inference.trace import Trace, scan_traces
 from leapt.config import ConfigError, to_dict
 from leapt.run_lock import FolderLock
 from leapt.run_manifest import (
@@ -139,16 +139,15 @@ def run_manifest(model_args: ModelArguments, spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _legacy_manifest(record: dict[str, Any]) -> dict[str, Any]:
-    """What a trace line of an older version records of the run's identity."""
-    config = dict(record.get("config") or {})
+def _legacy_manifest(trace: Trace) -> dict[str, Any]:
+    """What a trace of an older version records of the run's identity."""
+    config = dict(trace.config)
     derived: dict[str, Any] = {"settings": config}
     if "backend" in config:
         derived["backend"] = config.pop("backend")
-    model = record.get("model")
-    if model:
-        path = Path(model).expanduser()
-        derived["model"] = {"path": str(path.resolve())} if path.is_dir() else {"id": model}
+    if trace.model:
+        path = Path(trace.model).expanduser()
+        derived["model"] = {"path": str(path.resolve())} if path.is_dir() else {"id": trace.model}
     return derived
 
 
@@ -180,16 +179,16 @@ def check_folder(spec: RunSpec, manifest: dict[str, Any]) -> FolderState:
             raise _changed_problem(spec, pid)
     done: set[str] = set()
     legacy = False
-    for _, record in scan_lines(spec.traces_path):
+    for _, trace in scan_traces(spec.traces_path):
         if not done and recorded is None:
             legacy = True
-            check_manifest(spec.folder, _legacy_manifest(record), manifest)
-        pid = record["id"]
-        done.add(pid)
-        if pid in current:
-            text = problem_digest(str(record.get("problem", "")), record.get("options"))
-            if text != current[pid]:
-                raise _changed_problem(spec, pid)
+            check_manifest(spec.folder, _legacy_manifest(trace), manifest)
+        done.add(trace.id)
+        if (
+            trace.id in current
+            and problem_digest(trace.problem, trace.options) != current[trace.id]
+        ):
+            raise _changed_problem(spec, trace.id)
     return FolderState(recorded, done, legacy)
 
 

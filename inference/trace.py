@@ -112,37 +112,38 @@ def _recovery(path: Path, number: int) -> str:
     )
 
 
-def scan_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) of every trace line, one line in memory at a time.
+def scan_traces(path: str | Path) -> Iterator[tuple[int, Trace]]:
+    """(line number, trace) of every line, one line in memory at a time.
 
     A last line that is unterminated or does not parse is what a killed writer
     leaves: it is skipped here and cut off by :class:`TraceFile` on reopen.
-    Anything else that is not a JSON object with an ``id`` raises
-    :class:`CorruptTraceLine` naming the file and line.
+    Any other line that is not a trace raises :class:`CorruptTraceLine`
+    naming the file and line.
     """
     path = Path(path)
     if not path.exists():
         return
     with open(path, "rb") as fh:
-        pending: tuple[int, bytes] | None = None  # a bad line, fatal unless it is the last
+        pending: int | None = None  # the number of a bad line, fatal unless it is the last
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             if pending is not None:
-                raise CorruptTraceLine(_recovery(path, pending[0]))
-            record = _parse(line) if line.endswith(b"\n") else None
-            if record is None:
-                pending = (number, line)
+                raise CorruptTraceLine(_recovery(path, pending))
+            trace = _parse(line) if line.endswith(b"\n") else None
+            if trace is None:
+                pending = number
                 continue
-            yield number, record
+            yield number, trace
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def _parse(line: bytes) -> Trace | None:
+    """The trace of one line, or None when it is not one."""
     try:
         record = json.loads(line)
-    except ValueError:  # UnicodeDecodeError included
+        return Trace.from_dict(record) if isinstance(record.get("id"), str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):  # UnicodeDecodeError included
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
 
 
 def _last_newline(fh: Any, end: int, chunk: int = 1 << 16) -> int:
@@ -195,15 +196,12 @@ class TraceFile:
                 fh.truncate(keep)
 
     def __iter__(self) -> Iterator[Trace]:
-        for number, record in scan_lines(self.path):
-            try:
-                yield Trace.from_dict(record)
-            except (TypeError, KeyError, ValueError):
-                raise CorruptTraceLine(_recovery(self.path, number)) from None
+        for _, trace in scan_traces(self.path):
+            yield trace
 
     def done_ids(self) -> set[str]:
         """Ids of problems already finished in this file."""
-        return {record["id"] for _, record in scan_lines(self.path)}
+        return {trace.id for _, trace in scan_traces(self.path)}
 
     def append(self, trace: Trace) -> None:
         """Write one trace as one line, flushed to disk before returning."""
@@ -224,11 +222,11 @@ def read_traces(path: str | Path) -> list[Trace]:
         for line in fh:
             if not line.strip():
                 continue
-            record = _parse(line)
-            try:
-                out.append(Trace.from_dict(record))  # type: ignore[arg-type]
-            except (TypeError, KeyError, ValueError, AttributeError):
+            trace = _parse(line)
+            if trace is None:
                 skipped += 1
+            else:
+                out.append(trace)
     if skipped:
         logger.warning(
             "skipped %d corrupt line%s of %s", skipped, "" if skipped == 1 else "s", path

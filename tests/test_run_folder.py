@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.trace import TraceFile, read_traces, scan_lines
+from inference.trace import TraceFile, read_traces, scan_traces
 from leapt.cli import main as leapt
 from leapt.run_lock import LOCK_NAME, FolderLock
 from leapt.run_manifest import MANIFEST_NAME
@@ -253,12 +253,38 @@ def test_a_torn_last_line_is_still_cut_silently(tmp_path):
     path = tmp_path / "traces.jsonl"
     good = json.dumps({"id": "a", "problem": "x", "answer": None}) + "\n"
     path.write_text(good * 3 + '{"id": "b", "pro')
-    assert [n for n, _ in scan_lines(path)] == [1, 2, 3]
+    assert [n for n, _ in scan_traces(path)] == [1, 2, 3]
     assert TraceFile(path).done_ids() == {"a"}
     assert path.read_text() == good * 3
     path.write_text(good + '{"id": "c"\n')  # terminated but unparsable: also what a kill leaves
     TraceFile(path)
     assert path.read_text() == good
+
+
+def test_a_long_torn_last_line_is_cut_reading_backwards_in_chunks(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    line = json.dumps({"id": "a", "problem": "x" * 300_000, "answer": None}) + "\n"
+    path.write_text(line * 2 + line[:-1][:200_000] + "\n")  # terminated, cut mid-record
+    TraceFile(path)
+    assert path.read_text() == line * 2
+    path.write_text(line + line[:150_000])
+    TraceFile(path)
+    assert path.read_text() == line
+
+
+@pytest.mark.parametrize(
+    "bad", ["[1, 2]", '{"problem": "no id"}', '{"id": "x", "not_a_field": 1}', "\udcff garbage"]
+)
+def test_a_middle_line_that_is_not_a_trace_is_refused_naming_its_number(tmp_path, bad):
+    from inference.trace import CorruptTraceLine
+
+    path = tmp_path / "traces.jsonl"
+    good = json.dumps({"id": "a", "problem": "x", "answer": None}) + "\n"
+    path.write_text(good + good + bad + "\n" + good, errors="surrogateescape")
+    before = path.read_bytes()
+    with pytest.raises(CorruptTraceLine, match=f"{path} line 3 "):
+        TraceFile(path).done_ids()
+    assert path.read_bytes() == before
 
 
 def test_eval_refuses_another_dtype_per_method_folder(tmp_path, tiny_model_dir, problems, capsys):
