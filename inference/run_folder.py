@@ -46,6 +46,7 @@ from typing import Any
 from inference.args import EMBEDDED_MODEL, LeapArguments, ModelArguments
 from inference.backends.base import Backend
 from inference.problems import Problem
+from inference.run import Grader, run_inference
 from inference.trace import Trace, scan_traces
 from leapt.config import ConfigError, to_dict
 from leapt.run_lock import FolderLock
@@ -61,7 +62,6 @@ from leapt.run_manifest import (
 logger = logging.getLogger(__name__)
 
 TRACES_NAME = "traces.jsonl"
-Grader = Callable[[Problem, "str | None"], "bool | None"]
 #: manifest keys an older folder (traces only, no manifest) cannot tell
 UNRECORDED_BEFORE_MANIFESTS = ("dtype", "max_model_len", "protocol")
 
@@ -224,8 +224,6 @@ class RunSession:
         on_trace: Callable[[Trace], None] | None = None,
     ) -> dict[str, Any]:
         """Run ``spec``'s pending problems into its folder; return (and write) its summary."""
-        from inference.run import run_inference
-
         return run_inference(
             self.model_args,
             spec.leap_args,
@@ -262,21 +260,17 @@ def open_runs(
     specs = list(specs)
     lock = FolderLock(lock_dir).acquire()
     owned = False
+    session = RunSession(model_args, specs, backend)
     try:
-        try:
-            manifests, states = [], []
-            for spec in specs:
-                if spec.leap_args.method not in REGISTRY:
-                    raise ConfigError(f"unknown method '{spec.leap_args.method}' (key 'method')")
-                manifest = run_manifest(model_args, spec)
-                manifests.append(manifest)
-                states.append(check_folder(spec, manifest))
-            for spec in specs:
-                check_context_fits(model_args, spec.leap_args, spec.problems)
-        except BaseException:
-            lock.release()
-            raise
-        session = RunSession(model_args, specs, backend)
+        manifests, states = [], []
+        for spec in specs:
+            if spec.leap_args.method not in REGISTRY:
+                raise ConfigError(f"unknown method '{spec.leap_args.method}' (key 'method')")
+            manifest = run_manifest(model_args, spec)
+            manifests.append(manifest)
+            states.append(check_folder(spec, manifest))
+        for spec in specs:
+            check_context_fits(model_args, spec.leap_args, spec.problems)
         for spec, state in zip(specs, states, strict=True):
             session.pending[spec.folder] = [p for p in spec.problems if p.id not in state.done]
         if session.any_pending:
