@@ -93,18 +93,24 @@ def check_manifest(
         )
 
 
+def files_fingerprint(root: Path, files: list[Path]) -> str:
+    """Hash of the names (relative to ``root``) and sizes of ``files``: not their bytes, since
+    weights and datasets are gigabytes, and a re-saved or regenerated one changes sizes."""
+    return json_digest(
+        sorted([p.relative_to(root).as_posix(), p.stat().st_size] for p in files if p.is_file())
+    )
+
+
 def folder_fingerprint(folder: Path, patterns: tuple[str, ...]) -> str:
-    """Hash of the names and sizes of ``folder``'s files matching ``patterns`` (not their bytes:
-    weights are gigabytes; a retrained or re-saved model changes sizes or config)."""
-    files = sorted(
-        {
-            p
-            for pattern in patterns
-            for p in folder.glob(pattern)
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        }
-    )  # hidden files (a lock, a temp file being written) are not content
-    return json_digest([[p.relative_to(folder).as_posix(), p.stat().st_size] for p in files])
+    """:func:`files_fingerprint` of ``folder``'s files matching ``patterns`` (hidden ones, such
+    as a lock or a temp file being written, are not content)."""
+    files = {
+        p
+        for pattern in patterns
+        for p in folder.glob(pattern)
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+    return files_fingerprint(folder, list(files))
 
 
 def model_identity(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
@@ -145,14 +151,14 @@ def cached_revision(repo_id: str, repo_type: str = "model", ref: str = "main") -
         return None
 
 
-def data_identity(name_or_path: str) -> dict[str, Any]:
+def data_identity(name_or_path: str, files: list[Path] | None = None) -> dict[str, Any]:
     """A dataset as a training folder records it: a local file or folder by its resolved path
-    and its files' names and sizes, a Hub id by id (and cached revision, when known)."""
+    and the names and sizes of ``files`` (the ones read), a Hub id by id (and cached revision,
+    when known)."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return {"path": str(path.resolve()), "size": path.stat().st_size}
-    if path.is_dir():
-        return {"path": str(path.resolve()), "files": folder_fingerprint(path, ("**/*",))}
+    if path.exists():
+        root = path if path.is_dir() else path.parent
+        return {"path": str(path.resolve()), "files": files_fingerprint(root, files or [path])}
     identity: dict[str, Any] = {"id": name_or_path}
     if commit := cached_revision(name_or_path, "dataset"):
         identity["revision"] = commit

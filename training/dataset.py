@@ -67,7 +67,7 @@ class PrepareStats:
         return asdict(self)
 
 
-def _local_data_files(path: Path) -> tuple[str, list[str]]:
+def local_data_files(path: Path) -> tuple[str, list[str]]:
     """Pick the loader and the files of a local dataset directory or single file.
 
     Parquet wins over jsonl over json, so a `leapt generate` folder (parquet
@@ -92,7 +92,7 @@ def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str |
     path = Path(name_or_path).expanduser()
     try:
         if path.exists():
-            fmt, data_files = _local_data_files(path)
+            fmt, data_files = local_data_files(path)
             dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
         else:
             dataset = load_dataset(name_or_path, config_name, split=split)

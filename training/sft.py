@@ -256,10 +256,15 @@ def train(script, args, model_args) -> Path:
 
 def training_manifest(script, model_args) -> dict:
     """What a training folder records of its inputs: a rerun (resume) with another base model
-    or dataset is refused before anything loads (:mod:`leapt.run_manifest`)."""
+    or dataset (another path, or other data files or sizes there) is refused before anything
+    loads (:mod:`leapt.run_manifest`)."""
+    from training.dataset import local_data_files
+
+    local = Path(script.dataset_name).expanduser()
+    files = [Path(f) for f in local_data_files(local)[1]] if local.exists() else None
     return {
         "base_model": model_identity(model_args.model_name_or_path, model_args.model_revision),
-        "dataset": data_identity(script.dataset_name),
+        "dataset": data_identity(script.dataset_name, files),
         "dataset_config": script.dataset_config,
     }
 
