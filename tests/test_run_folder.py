@@ -361,3 +361,23 @@ def test_train_refuses_another_dataset_or_base_model(tmp_path, tiny_model_dir, s
         assert leapt(["train", *smoke_argv(tiny_model_dir, sft_data, out, *steps)]) == 2
         refused(capsys, "in use", f"PID {os.getpid()}")
     assert snapshot(out) == before
+
+
+def test_a_hub_model_is_named_by_id_and_the_revision_the_cache_resolved(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from leapt.config import ConfigError
+    from leapt.run_manifest import check_manifest, model_identity
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert model_identity("org/model") == {"id": "org/model"}  # not cached: revision unknown
+    refs = tmp_path / "models--org--model" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("a" * 40)
+    first = {"model": model_identity("org/model")}
+    assert first == {"model": {"id": "org/model", "revision": "a" * 40}}
+    check_manifest(tmp_path, {"model": {"id": "org/model"}}, first)  # unknown is not different
+    (refs / "main").write_text("b" * 40)  # the Hub moved on and the cache followed
+    with pytest.raises(ConfigError, match="model.revision 'aaaa"):
+        check_manifest(tmp_path, first, {"model": model_identity("org/model")})
+    assert model_identity("org/model", revision="v1") == {"id": "org/model", "revision": "v1"}
