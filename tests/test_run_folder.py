@@ -202,8 +202,7 @@ def test_a_held_folder_is_refused_naming_the_holder(finished, tiny_model_dir, pr
     before = snapshot(finished)
     with FolderLock(finished):  # flock: another open file of this process conflicts too
         assert infer(tiny_model_dir, finished, problems, "--T", "9") == 2
-        line = refused(capsys, f"PID {os.getpid()}", socket.gethostname(), "in use")
-        assert len(line) < 400
+        refused(capsys, f"PID {os.getpid()}", socket.gethostname(), "in use")
     assert snapshot(finished) == before
 
 
