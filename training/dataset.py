@@ -67,13 +67,32 @@ class PrepareStats:
         return asdict(self)
 
 
+def _committed_files(folder: Path) -> list[str]:
+    """The data files named by the ``stats.json`` files under ``folder`` (none: not leapt's)."""
+    files = []
+    for stats_file in sorted(folder.rglob(STATS_FILE)):
+        try:
+            data_file = json.loads(stats_file.read_text(encoding="utf-8")).get("data_file")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"dataset file {stats_file} is not readable JSON: {exc}") from exc
+        if data_file:
+            if not (stats_file.parent / data_file).is_file():
+                raise ConfigError(f"{stats_file} names {data_file}, which is missing")
+            files.append(str(stats_file.parent / data_file))
+    return files
+
+
 def _local_data_files(path: Path) -> tuple[str, list[str]]:
     """Pick the loader and the files of a local dataset directory or single file.
 
-    Parquet wins over jsonl over json, so a `leapt generate` folder (parquet
-    under data/, plus stats.json and raw trace jsonl) or a folder of its shards
-    loads its rows and nothing else.
+    A `leapt generate` folder (or a folder of its shards) loads the parquet
+    file each ``stats.json`` names (its ``data_file``: what that folder's last
+    finished write committed; an unfinished rewrite's file beside it is never
+    read).  Otherwise parquet wins over jsonl over json.
     """
+    committed = [] if path.is_file() else _committed_files(path)
+    if committed:
+        return "parquet", committed
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     by_suffix: dict[str, list[str]] = {}
     for file in files:

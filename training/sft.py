@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
+from leapt.files import atomic_write_text, read_marker
 from leapt.log import main_process_only
 from leapt.wall_time import StageClock
 
@@ -179,10 +180,15 @@ def build_trainer(script, args, model_args):
     from training.trainer import LeapSFTTrainer
 
     out_dir = Path(args.output_dir)
-    if (out_dir / FINISHED_MARKER).exists():
+    if read_marker(out_dir / FINISHED_MARKER) is not None:
         raise ConfigError(
             f"output_dir {out_dir} already holds a finished model ({FINISHED_MARKER}); "
             "choose another output_dir"
+        )
+    if (out_dir / FINISHED_MARKER).exists():
+        logger.warning(
+            f"{out_dir / FINISHED_MARKER} does not parse: the earlier run did not finish, "
+            "training again"
         )
     splits = [script.dataset_train_split]
     if args.eval_strategy != "no":
@@ -204,8 +210,8 @@ def build_trainer(script, args, model_args):
         out_dir.mkdir(parents=True, exist_ok=True)
         names = ["data_stats", "eval_data_stats"][: len(prepared)]
         for (_, split_stats), name in zip(prepared, names, strict=True):
-            (out_dir / f"{name}.json").write_text(
-                json.dumps(split_stats.as_dict(), indent=2) + "\n"
+            atomic_write_text(
+                out_dir / f"{name}.json", json.dumps(split_stats.as_dict(), indent=2) + "\n"
             )
 
     init_kwargs = dict(args.model_init_kwargs or {})
@@ -297,7 +303,9 @@ def train(script, args, model_args) -> Path:
             "log_history": trainer.state.log_history,
             "script_args": to_dict(script),
         }
-        (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(
+            out_dir / FINISHED_MARKER, json.dumps(record, indent=2, default=str) + "\n"
+        )
         clock.record(out_dir)
         logger.info(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()

@@ -25,6 +25,7 @@ from typing import Any
 
 from eval.viewer.data import problem_entry, problem_view, run_facts
 from inference.trace import Trace
+from leapt.files import atomic_path
 
 ASSETS = Path(__file__).with_name("assets")
 
@@ -89,8 +90,7 @@ def write_page(groups: Sequence[Group], out: str | Path, title: str) -> int:
     index: dict[str, Any] = {"title": title, "groups": []}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", errors="replace") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(_head(title))
         for g, (label, traces) in enumerate(groups):
             index["groups"].append({"label": label, **run_facts(list(traces)), "problems": []})
@@ -101,5 +101,4 @@ def write_page(groups: Sequence[Group], out: str | Path, title: str) -> int:
                 fh.write("</script>\n")
         fh.write(f'<script type="application/json" id="leapt-index">{embed_json(index)}</script>\n')
         fh.write(f"<script>{js}</script>\n</body></html>\n")
-    tmp.replace(out)
     return out.stat().st_size
