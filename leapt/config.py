@@ -143,12 +143,44 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(
+            f"{what} {_yaml_where(path, exc)} is not valid YAML: {_yaml_problem(exc)}"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of keys to values")
     return data
+
+
+def _yaml_where(path: Path, exc: yaml.YAMLError) -> str:
+    """``FILE:LINE`` of a YAML error (``FILE`` when PyYAML gives no position)."""
+    mark = getattr(exc, "problem_mark", None)
+    return f"{path}:{mark.line + 1}" if mark is not None else str(path)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's reason on one line (its message spans several, with a picture of the spot)."""
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    text = " ".join(part for part in (context, problem) if part) or type(exc).__name__
+    return " ".join(text.split())
+
+
+class _MergeMappings(argparse.Action):
+    """``--key a=1 b=2`` (space-separated, as list options take them), ``a=1,b=2`` or JSON:
+    every word is parsed by :func:`parse_mapping` and the mappings are merged in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        merged: dict = {}
+        for value in values:
+            merged.update(value)
+        setattr(namespace, self.dest, merged)
+
+
+def _refuse(message: str) -> None:
+    """argparse's error handler: one line (through :class:`ConfigError`), not the whole usage."""
+    raise ConfigError(f"{message} (run with --help for the options)")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -204,10 +236,13 @@ def build_parser(
         metavar="FILE",
         help="YAML file whose keys set any option below; command-line flags override it.",
     )
+    parser.error = _refuse
     for action in parser._actions:
         if action.type is dict:
             action.type = parse_mapping
-            action.metavar = "JSON|k=v,..."
+            action.metavar = "JSON|k=v"
+            action.nargs = "+"
+            action.__class__ = _MergeMappings
     if positional is not None:
         flag = next(a for a in parser._actions if a.dest == positional)
         parser.add_argument(
@@ -238,6 +273,7 @@ def parse_config(
         argv = sys.argv[1:]
     argv = rename_flags(argv, renamed)
     pre = argparse.ArgumentParser(add_help=False)
+    pre.error = _refuse
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.config:
@@ -255,11 +291,16 @@ def parse_config(
         if given:
             parser.set_defaults(**{positional: given})
     try:
-        outputs = parser.parse_args_into_dataclasses(args=argv)
+        *outputs, unused = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True
+        )
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    if unused:
+        what = "option" if unused[0].startswith("-") else "argument"
+        raise ConfigError(f"unknown {what} '{unused[0]}' (run with --help for the options)")
     return tuple(o for o in outputs if dataclasses.is_dataclass(o))
 
 
