@@ -8,14 +8,13 @@ with a message naming the key.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from inference.methods import REGISTRY
 from inference.routing import ROUTER_NAMES
-from leapt.config import ConfigError, check_at_least, check_choice
+from leapt.config import ConfigError, check_at_least, check_choice, check_model_source
 
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
@@ -105,39 +104,6 @@ class ModelArguments:
             raise ConfigError(f"'request_timeout' must be > 0 seconds, got {self.request_timeout}")
         if self.backend == "vllm":
             check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
-
-
-def check_model_source(model: str, key: str) -> None:
-    """Refuse a model that cannot load, as far as the disk tells: no network, no weights read.
-
-    A local folder must hold a ``config.json`` that parses; anything else must
-    at least be spelled as a Hub id (``name`` or ``org/name``).  Whether a Hub
-    id exists is found when its files are fetched (:mod:`inference.models`).
-    """
-    path = Path(model).expanduser()
-    if model.startswith((".", "/", "~")) or path.exists():
-        if not path.is_dir():
-            raise ConfigError(f"model folder {model} does not exist (key '{key}')")
-        config = path / "config.json"
-        if not config.is_file():
-            raise ConfigError(
-                f"model folder {model} holds no config.json: not a model checkpoint (key '{key}')"
-            )
-        try:
-            parsed = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{config} is not valid JSON ({exc}) (key '{key}')") from exc
-        if not isinstance(parsed, dict):
-            raise ConfigError(f"{config} does not hold a JSON object (key '{key}')")
-        return
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(model)
-    except HFValidationError:
-        raise ConfigError(
-            f"model {model!r} is neither a local folder nor a Hub id like ORG/NAME (key '{key}')"
-        ) from None
 
 
 def visible_gpu_count() -> int | None:

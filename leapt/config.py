@@ -51,6 +51,39 @@ def check_choice(
         )
 
 
+def check_model_source(model: str, key: str) -> None:
+    """Refuse a model that cannot load, as far as the disk tells: no network, no weights read.
+
+    A local folder must hold a ``config.json`` that parses; anything else must
+    at least be spelled as a Hub id (``name`` or ``org/name``).  Whether a Hub
+    id exists is found when its files are fetched (``inference.models.check_hub_model``).
+    """
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) or path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"model folder {model} does not exist (key '{key}')")
+        config = path / "config.json"
+        if not config.is_file():
+            raise ConfigError(
+                f"model folder {model} holds no config.json: not a model checkpoint (key '{key}')"
+            )
+        try:
+            parsed = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{config} is not valid JSON ({exc}) (key '{key}')") from exc
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{config} does not hold a JSON object (key '{key}')")
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ConfigError(
+            f"model {model!r} is neither a local folder nor a Hub id like ORG/NAME (key '{key}')"
+        ) from None
+
+
 def warn_renamed(old: str, new: str, where: str) -> None:
     """One line saying that ``old`` (in the config file or on the command line ``where``)
     is deprecated in favour of ``new``; reported at ``where``, not at this source line."""

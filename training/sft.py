@@ -65,9 +65,11 @@ def _load_tokenizer(model_args, args):
             revision=model_args.model_revision,
             trust_remote_code=args.trust_remote_code,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # transformers' reasons span lines; the first says it
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
-            f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: {exc}"
+            f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: "
+            f"{reason}"
         ) from exc
     if tokenizer.chat_template is None:
         raise ConfigError(f"the tokenizer of {model_args.model_name_or_path} has no chat template")
@@ -190,6 +192,7 @@ def build_trainer(script, args, model_args):
             f"{out_dir / FINISHED_MARKER} does not parse: the earlier run did not finish, "
             "training again"
         )
+    tokenizer = _load_tokenizer(model_args, args)  # a wrong model fails before the data loads
     splits = [script.dataset_train_split]
     if args.eval_strategy != "no":
         splits.append(script.dataset_test_split)
@@ -200,7 +203,6 @@ def build_trainer(script, args, model_args):
     logger.info(
         f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained"
     )
-    tokenizer = _load_tokenizer(model_args, args)
     prepared = [
         _prepare_split(script, args, tokenizer, r, s, summary_open)
         for r, s in zip(raw, splits, strict=True)
