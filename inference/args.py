@@ -14,7 +14,13 @@ from typing import ClassVar
 
 from inference.methods import REGISTRY
 from inference.routing import ROUTER_NAMES
-from leapt.config import ConfigError, check_at_least, check_choice, check_model_source
+from leapt.config import (
+    ConfigError,
+    check_at_least,
+    check_choice,
+    check_model_source,
+    check_output_dir,
+)
 
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
@@ -260,5 +266,6 @@ class DataArguments:
         local = not builtin and suffix in (".json", ".jsonl", ".parquet")
         if local and not Path(self.source).is_file():
             raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
-        check_at_least(self, 1, "concurrent_problems", "limit")
+        check_at_least(self, 1, "concurrent_problems", "limit", "num_synthetic")
+        check_output_dir(self.output_dir)
         check_choice("synthetic_ops", self.synthetic_ops, (1, 2), what="setting")

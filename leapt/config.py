@@ -84,6 +84,26 @@ def check_model_source(model: str, key: str) -> None:
         ) from None
 
 
+def check_output_dir(path: str | Path | None, key: str = "output_dir") -> None:
+    """Refuse an output folder that is an existing file, or would have to be made inside one.
+
+    Every command writes several files into its folder; a file there is
+    someone else's (a traces.jsonl, a config) and must not be replaced or
+    half-written around.  ``None`` (unset) passes.
+    """
+    if path is None:
+        return
+    wanted = Path(path).expanduser()
+    for candidate in (wanted, *wanted.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == wanted else f" (inside {candidate}, a file)"
+                raise ConfigError(
+                    f"'{key}' {path} is not a folder: an existing file is in the way{where}"
+                )
+            return
+
+
 def warn_renamed(old: str, new: str, where: str) -> None:
     """One line saying that ``old`` (in the config file or on the command line ``where``)
     is deprecated in favour of ``new``; reported at ``where``, not at this source line."""

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from inference.args import EMBEDDED_MODEL
-from leapt.config import ConfigError, check_at_least, check_model_source, parse_config
-from leapt.hub import hub_token
+from leapt.config import (
+    ConfigError,
+    check_at_least,
+    check_model_source,
+    check_output_dir,
+    parse_config,
+)
+from leapt.hub import check_push_target
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch, step_batch
 from training.launcher import LaunchArguments, resolve_accelerate_config
@@ -109,10 +115,8 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
     if args.push_to_hub:
         if not args.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id (the repo to publish to)")
-        if not hub_token():
-            raise ConfigError(
-                "push_to_hub needs a Hub token: export HF_TOKEN or run `hf auth login`"
-            )
+        check_push_target(args.hub_model_id, "hub_model_id")
+    check_output_dir(args.output_dir)
     check_at_least(
         args,
         1,

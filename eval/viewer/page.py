@@ -39,6 +39,10 @@ def _assets() -> tuple[str, str]:
     return css, js
 
 
+#: the heading every page opens with; how a page ``leapt view`` wrote is told from other files
+HEADING = "<header><h1>leapt trace viewer: "
+
+
 def _sha256(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
@@ -72,7 +76,7 @@ def _head(title: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{css}</style></head>\n<body>\n"
-        f"<header><h1>leapt trace viewer: {html.escape(title)}</h1>"
+        f"{HEADING}{html.escape(title)}</h1>"
         '<span id="meta"></span>'
         f'<span class="legend">text by: {legend}</span></header>\n'
         '<div class="layout"><nav><select id="group" aria-label="run"></select>'
@@ -82,6 +86,16 @@ def _head(title: str) -> str:
         "<th>answers by path</th></tr></thead><tbody></tbody></table></nav>\n"
         '<main id="detail"></main></div>\n'
     )
+
+
+def is_viewer_page(path: str | Path) -> bool:
+    """Whether ``path`` is a page this module wrote (and so may be written over)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(b"<!DOCTYPE html>"))
+            return head == b"<!DOCTYPE html>" and HEADING.encode() in fh.read()
+    except OSError:
+        return False
 
 
 def write_page(groups: Sequence[Group], out: str | Path, title: str) -> int:
