@@ -282,6 +282,7 @@ def build_parser(
         prog=prog,
         description=description,
         formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # a prefix (--n, --temp) would silently pick, or list 30 options
     )
     parser.add_argument(
         "--config",
@@ -325,7 +326,7 @@ def parse_config(
     if argv is None:
         argv = sys.argv[1:]
     argv = rename_flags(argv, renamed)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.error = _refuse
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)

@@ -22,6 +22,7 @@ names another tag).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -104,6 +105,24 @@ def _local_data_files(path: Path) -> tuple[str, list[str]]:
     raise ConfigError(f"dataset {path} holds no .parquet/.jsonl/.json files")
 
 
+@contextlib.contextmanager
+def _quiet_progress():
+    """``datasets``' progress bars off for the block, as they were after it."""
+    from datasets.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    was_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            enable_progress_bars()
+
+
 def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str | None = None):
     """Load a dataset written by `leapt generate` (local dir/file) or a Hub dataset id."""
     from datasets import load_dataset
@@ -112,7 +131,8 @@ def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str |
     try:
         if path.exists():
             fmt, data_files = _local_data_files(path)
-            dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
+            with _quiet_progress():  # a bar per local file would precede any error message
+                dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
         else:
             dataset = load_dataset(name_or_path, config_name, split=split)
     except ConfigError:
