@@ -52,11 +52,11 @@ clean:
 # held-out problems; the before/after report lands in $(E2E_OUT) (results.md/.json, PNGs),
 # then leapt/e2e_check.py checks the run delivered (exit 1 naming what is missing).
 # A rerun resumes: generate and eval skip finished problems (and refuse changed settings),
-# a finished student (leapt_training.json) is kept, never retrained or overwritten.
+# a finished student (a leapt_training.json that parses: leapt.files asks as leapt train does) is kept, never retrained or overwritten.
 E2E_OUT ?= outputs/e2e
 # $(1): config folder, $(2): dataset, $(3): student folder, $(4): extra `leapt train` flags
 define E2E_TRAIN
-	if [ -f $(3)/leapt_training.json ]; then \
+	if $(BIN)/python -m leapt.files finished $(3)/leapt_training.json; then \
 	  echo "train: $(3) is finished, kept"; \
 	else \
 	  $(BIN)/leapt train --config $(1)/train.yaml --dataset_name $(2) --output_dir $(3) $(4); \
@@ -82,7 +82,7 @@ e2e-quick: $(STAMP)
 # $(E2E_OUT)/round2 sets the base model, round 1 and round 2 side by side.
 E2E_ROUND2 = $(E2E_OUT)/round2
 e2e-round2: $(STAMP)
-	@test -f $(E2E_OUT)/student/leapt_training.json || \
+	@$(BIN)/python -m leapt.files finished $(E2E_OUT)/student/leapt_training.json || \
 	  { echo "e2e-round2: $(E2E_OUT)/student is not a finished student: run make e2e first"; exit 2; }
 	$(BIN)/leapt generate --config configs/e2e/full/generate.yaml --model $(E2E_OUT)/student \
 	  --seed 1 --dataset_name leapt-e2e-round2 --output_dir $(E2E_ROUND2)/data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from inference.args import DataArguments
 from leapt.config import ConfigError, check_at_least, check_choice, warn_renamed
@@ -127,7 +128,11 @@ class GenerateArguments(DataArguments):
         if self.decontaminate and not self.decontam_benchmarks:
             raise ConfigError("'decontaminate' is on but 'decontam_benchmarks' is empty")
         self._move_named_files()
-        from eval.benchmarks import check_local_files
+        from eval.benchmarks import check_local_files, get_benchmark
+
+        for entry in self.decontam_benchmarks:  # a registry name, or a file read at harvest
+            if Path(entry).suffix.lower() not in (".json", ".jsonl", ".parquet"):
+                get_benchmark(entry, key="decontam_benchmarks")
 
         check_local_files(self.local_files, exist=False)
 

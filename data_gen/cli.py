@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from data_gen.harvest import harvest
 
+    if args.push_to_hub:  # before the harvest, not after it
+        from leapt.hub import check_push_target
+
+        check_push_target(args.push_to_hub, "push_to_hub")
+
     stats = harvest(args, model_args, leap_args)
     counts = stats["counts"]
     print(

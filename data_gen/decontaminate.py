@@ -100,7 +100,10 @@ def load_benchmark_problems(
     if Path(source).suffix.lower() in (".json", ".jsonl", ".parquet"):
         if not Path(source).is_file():
             raise ConfigError(f"benchmark file {source} does not exist (key 'decontam_benchmarks')")
-        return source, load_problems(DataArguments(source=source))
+        return source, load_problems(DataArguments(source=source), columns_key=None)
+    from eval.benchmarks import get_benchmark
+
+    get_benchmark(source, key="decontam_benchmarks")
     return source, load_benchmark(source, local=(local_files or {}).get(source))
 
 

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leapt.config import ConfigError
-
 #: data files of a dataset directory; an upload replaces the remote ones
 DATA_PATTERN = "data/*.parquet"
 
 
 def dataset_files(folder: Path) -> list[str]:
     """The files of a generated dataset that are published, relative to ``folder``."""
-    from data_gen.output import STATS_FILE
+    from data_gen.output import STATS_FILE, data_files
 
-    data = sorted(p.relative_to(folder).as_posix() for p in folder.glob(DATA_PATTERN))
-    if not (folder / STATS_FILE).is_file() or not data:
-        raise ConfigError(
-            f"{folder} is not a generated dataset (no {STATS_FILE} or {DATA_PATTERN})"
-        )
-    return [STATS_FILE, *data]
+    return [STATS_FILE, *(p.relative_to(folder).as_posix() for p in data_files(folder))]
 
 
 def dataset_card(folder: Path, repo_id: str) -> str:

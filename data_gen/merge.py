@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leapt.config import ConfigError, parse_config
+from leapt.config import ConfigError, check_output_dir, parse_config
 
 
 @dataclass
@@ -47,6 +47,44 @@ class MergeArguments:
             raise ConfigError("name at least one dataset directory to merge")
         if not self.output_dir:
             raise ConfigError("--output_dir is required: where the merged dataset is written")
+        check_output_dir(self.output_dir)
+
+
+def check_merge_target(out: Path) -> None:
+    """Refuse an output folder holding anything but an earlier merge's own dataset.
+
+    A merge rewrites ``data/``, ``stats.json`` and ``README.md`` of its
+    folder; pointed at a shard, a harvest folder or any other files it would
+    replace (or delete) what it did not make.  Rerunning a merge into its own
+    earlier output is allowed: those files are its own.
+    """
+    from data_gen.output import DATA_DIR, STATS_FILE, read_stats
+
+    if not out.is_dir():
+        return
+
+    def own(rel: str) -> bool:  # what write_dataset leaves, and its temp files
+        folder, _, name = rel.rpartition("/")
+        return (
+            rel in {STATS_FILE, "README.md", DATA_DIR}
+            or (folder == DATA_DIR and name.endswith(".parquet"))
+            or (folder in {"", DATA_DIR} and name.startswith(".") and ".tmp" in name)
+        )
+
+    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    if not present:
+        return
+    foreign = [rel for rel in present if not own(rel)]
+    try:
+        merged_before = "merge" in read_stats(out)
+    except ConfigError:
+        merged_before = False
+    if foreign or not merged_before:
+        example = foreign[0] if foreign else STATS_FILE
+        raise ConfigError(
+            f"--output_dir {out} already holds files a merge did not write (e.g. {example}); "
+            "choose a new or empty directory"
+        )
 
 
 def merge(args: MergeArguments) -> Path:
@@ -59,11 +97,15 @@ def merge(args: MergeArguments) -> Path:
         read_dataset_dir,
         write_dataset,
     )
+    from leapt.hub import check_push_target
 
+    if args.push_to_hub:
+        check_push_target(args.push_to_hub, "push_to_hub")
     inputs = expand_dirs(args.dirs)
     out = Path(args.output_dir)
     if any(out.resolve() == d.resolve() for d in inputs):
         raise ConfigError(f"--output_dir {out} is one of the inputs; choose a new directory")
+    check_merge_target(out)
     loaded = [read_dataset_dir(d) for d in inputs]
     if not args.allow_partial:
         check_shard_set(inputs, [stats for _, stats in loaded])

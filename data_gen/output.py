@@ -7,22 +7,25 @@ Layout of one dataset directory::
     README.md                           dataset card (data_gen.card)
 
 Everything here is *derived* from the raw traces, so it is rewritten whole
-(atomically: temporary file, then rename) whenever a run or a merge finishes;
-the raw traces themselves are append-only and never rewritten.
+whenever a run or a merge finishes; the raw traces themselves are append-only
+and never rewritten.  A rewrite is all or nothing: the new parquet file gets a
+new name, and ``stats.json`` (its ``data_file`` key) is the one commit point
+that says which file is the dataset.  Every reader follows it
+(:func:`data_files`), so a rewrite killed midway leaves the old dataset, read
+as before, plus an unreferenced file the next rewrite removes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from data_gen.sft_format import COLUMNS
 from leapt.config import ConfigError
-from leapt.files import atomic_write_text
+from leapt.files import atomic_path, atomic_write_text
 
 DATA_DIR = "data"
 STATS_FILE = "stats.json"
@@ -64,8 +67,9 @@ def write_dataset(
     The parquet file is named after a hash of its rows and the card's data
     path names that file: ``datasets`` caches a local folder by its card
     config, not by file contents, so a folder rewritten with the same file
-    name would load stale rows from the cache.  Older parquet files are
-    removed once the new card points away from them.
+    name would load stale rows from the cache.  Writing ``stats.json``
+    commits the new file; older parquet files are removed only after that and
+    after the card points away from them.
     """
     from datasets import Dataset
 
@@ -76,10 +80,9 @@ def write_dataset(
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     target = out / DATA_DIR / f"train-{digest[:16]}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
     columns = {col: [row[col] for row in rows] for col in COLUMNS}  # keeps the schema if empty
-    Dataset.from_dict(columns, features=features()).to_parquet(str(tmp))
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        Dataset.from_dict(columns, features=features()).to_parquet(str(tmp))
     stats = {**stats, "data_file": target.relative_to(out).as_posix()}
     atomic_write_text(out / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     if name is not None:
@@ -90,18 +93,54 @@ def write_dataset(
     return out
 
 
+def read_stats(path: str | Path) -> dict:
+    """``stats.json`` of dataset directory ``path``; ConfigError naming the file if it is unreadable."""
+    file = Path(path) / STATS_FILE
+    try:
+        stats = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} is not a generated dataset (no {STATS_FILE})") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file} is not readable JSON: {exc}") from exc
+    if not isinstance(stats, dict):
+        raise ConfigError(f"{file} does not hold a JSON object")
+    return stats
+
+
+def data_files(path: str | Path, stats: dict | None = None) -> list[Path]:
+    """The committed parquet files of dataset directory ``path``: the one ``stats.json`` names.
+
+    A dataset written before ``data_file`` was recorded has exactly one file
+    under ``data/``; that is taken.  Any other parquet file there is a
+    rewrite that did not finish, and is never read.
+    """
+    path = Path(path)
+    stats = read_stats(path) if stats is None else stats
+    if "data_file" in stats:
+        file = path / stats["data_file"]
+        if not file.is_file():
+            raise ConfigError(
+                f"{path} is not a generated dataset: {STATS_FILE} names {stats['data_file']}, "
+                "which is missing"
+            )
+        return [file]
+    files = sorted((path / DATA_DIR).glob("*.parquet"))
+    if len(files) != 1:
+        raise ConfigError(
+            f"{path} is not a generated dataset ({len(files)} data/*.parquet files and no "
+            f"data_file in {STATS_FILE})"
+        )
+    return files
+
+
 def read_dataset_dir(path: str | Path) -> tuple[list[dict[str, Any]], dict]:
     """Rows and stats of a dataset directory written by :func:`write_dataset`."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    files = sorted((path / DATA_DIR).glob("*.parquet"))
-    if not files or not (path / STATS_FILE).is_file():
-        raise ConfigError(f"{path} is not a generated dataset (no data/*.parquet or {STATS_FILE})")
+    stats = read_stats(path)
     rows: list[dict[str, Any]] = []
-    for file in files:
+    for file in data_files(path, stats):
         rows.extend(pq.read_table(file).to_pylist())
-    stats = json.loads((path / STATS_FILE).read_text(encoding="utf-8"))
     return rows, stats
 
 

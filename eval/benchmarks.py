@@ -151,7 +151,7 @@ def load_benchmark(
     bench = get_benchmark(name)
     if local is not None:
         _require_local_file(name, local)
-        problems = load_problems(DataArguments(source=str(local), limit=limit))
+        problems = load_problems(DataArguments(source=str(local), limit=limit), columns_key=None)
     elif bench.source is None:
         raise ConfigError(f"benchmark '{name}' has no Hub source: {bench.note} (key 'local_files')")
     elif bench.option_columns:

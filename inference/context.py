@@ -91,7 +91,8 @@ def known_max_len(model_args: ModelArguments) -> int | None:
     """``max_model_len`` if set, else ``max_position_embeddings`` of the model's config.json.
 
     The config is read from a local model folder or, for a Hub id, from the
-    Hugging Face cache (no download: a model not cached yet is unknown here).
+    Hugging Face cache, fetching the config alone when it is not cached (an
+    unknown id is refused here, in one line, before anything loads).
     """
     if model_args.max_model_len is not None:
         return model_args.max_model_len
@@ -107,6 +108,10 @@ def known_max_len(model_args: ModelArguments) -> int | None:
             cached = try_to_load_from_cache(model_args.model, "config.json")
         except ValueError:  # not a valid Hub id either
             cached = None
+        if not isinstance(cached, str):
+            from inference.models import check_hub_model
+
+            cached = check_hub_model(model_args.model)
         config = Path(cached) if isinstance(cached, str) else None
     if config is None:
         return None
@@ -128,8 +133,8 @@ def check_context_fits(
         and model_args.model != EMBEDDED_MODEL
     ):
         logger.warning(
-            "the context length of %s is unknown before loading (not a local folder "
-            "and not in the Hugging Face cache); set 'max_model_len' to check that paths fit",
+            "the context length of %s is unknown before loading (its config.json gives no "
+            "max_position_embeddings); set 'max_model_len' to check that paths fit",
             model_args.model,
         )
     if limit is None or not problems:

@@ -76,9 +76,32 @@ def embedded_model_dir() -> str:
     return str(convert_gguf(gguf, cache_root() / "models" / f"{EMBEDDED_NAME}-{gguf.stem}"))
 
 
+def check_hub_model(repo_id: str, key: str = "model", revision: str | None = None) -> str:
+    """Fetch the Hub model's ``config.json`` (a few kB; the cache if offline) or refuse in one line.
+
+    Returns the local path of the config.
+
+    An unknown, gated or unreachable id otherwise surfaces as a long traceback
+    from deep inside the backend's loader.
+    """
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(repo_id, "config.json", revision=revision)
+    except Exception as exc:  # not found, gated, offline, network: the user needs the reason
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"cannot fetch model {repo_id!r} from the Hub (key '{key}'): {reason}"
+        ) from exc
+
+
 def resolve_model(model_args: ModelArguments) -> str:
-    """A local folder for the embedded model, else ``model_args.model`` unchanged."""
+    """A local folder for the embedded model, else ``model_args.model`` (a Hub id checked first)."""
     if model_args.model != EMBEDDED_MODEL:
         path = Path(model_args.model).expanduser()
-        return str(path) if path.is_dir() else model_args.model
+        if path.is_dir():
+            return str(path)
+        if model_args.backend != "openai":
+            check_hub_model(model_args.model)
+        return model_args.model
     return embedded_model_dir()

@@ -73,8 +73,14 @@ def synthetic_problems(n: int, seed: int, ops: int = 2) -> list[Problem]:
     return list(problems.values())
 
 
-def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
-    """All problems named by ``data_args`` (after ``limit``)."""
+def load_problems(
+    data_args: DataArguments, seed: int = 0, columns_key: str | None = "columns"
+) -> list[Problem]:
+    """All problems named by ``data_args`` (after ``limit``); none at all is a ConfigError.
+
+    ``columns_key`` is the option that maps a file's column names, named in
+    the missing-column message; None for a caller that has no such option.
+    """
     source = data_args.source
     if source == "builtin:easy":
         problems = [Problem(**vars(p)) for p in EASY_PROBLEMS]
@@ -86,9 +92,11 @@ def load_problems(data_args: DataArguments, seed: int = 0) -> list[Problem]:
         )
     else:
         rows = _read_rows(data_args)
-        problems = _to_problems(rows, data_args.columns or {}, source)
+        problems = _to_problems(rows, data_args.columns or {}, source, columns_key)
     if data_args.limit is not None:
         problems = problems[: data_args.limit]
+    if not problems:
+        raise ConfigError(f"the problem source {source} holds no problems (key 'source')")
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
@@ -133,7 +141,9 @@ def _hub_rows(data_args: DataArguments) -> list[dict[str, Any]]:
     return list(ds)
 
 
-def _to_problems(rows: list[dict[str, Any]], columns: dict[str, str], source: str) -> list[Problem]:
+def _to_problems(
+    rows: list[dict[str, Any]], columns: dict[str, str], source: str, columns_key: str | None
+) -> list[Problem]:
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown field '{unknown[0]}' in 'columns' (valid: {', '.join(FIELDS)})")
@@ -144,9 +154,13 @@ def _to_problems(rows: list[dict[str, Any]], columns: dict[str, str], source: st
             raise ConfigError(f"record {i} of {source} is not an object")
         for required in ("problem", "answer"):
             if names[required] not in row:
+                fix = (
+                    f"map it with --{columns_key} {required}=NAME"
+                    if columns_key
+                    else f"the file needs a '{required}' field in every record"
+                )
                 raise ConfigError(
-                    f"column '{names[required]}' missing in {source} (record {i}); "
-                    f"map it with --columns {required}=NAME"
+                    f"column '{names[required]}' missing in {source} (record {i}); {fix}"
                 )
         options = row.get(names["options"])
         answer = row[names["answer"]]

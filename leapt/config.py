@@ -51,6 +51,59 @@ def check_choice(
         )
 
 
+def check_model_source(model: str, key: str) -> None:
+    """Refuse a model that cannot load, as far as the disk tells: no network, no weights read.
+
+    A local folder must hold a ``config.json`` that parses; anything else must
+    at least be spelled as a Hub id (``name`` or ``org/name``).  Whether a Hub
+    id exists is found when its files are fetched (``inference.models.check_hub_model``).
+    """
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) or path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"model folder {model} does not exist (key '{key}')")
+        config = path / "config.json"
+        if not config.is_file():
+            raise ConfigError(
+                f"model folder {model} holds no config.json: not a model checkpoint (key '{key}')"
+            )
+        try:
+            parsed = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{config} is not valid JSON ({exc}) (key '{key}')") from exc
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{config} does not hold a JSON object (key '{key}')")
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ConfigError(
+            f"model {model!r} is neither a local folder nor a Hub id like ORG/NAME (key '{key}')"
+        ) from None
+
+
+def check_output_dir(path: str | Path | None, key: str = "output_dir") -> None:
+    """Refuse an output folder that is an existing file, or would have to be made inside one.
+
+    Every command writes several files into its folder; a file there is
+    someone else's (a traces.jsonl, a config) and must not be replaced or
+    half-written around.  ``None`` (unset) passes.
+    """
+    if path is None:
+        return
+    wanted = Path(path).expanduser()
+    for candidate in (wanted, *wanted.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == wanted else f" (inside {candidate}, a file)"
+                raise ConfigError(
+                    f"'{key}' {path} is not a folder: an existing file is in the way{where}"
+                )
+            return
+
+
 def warn_renamed(old: str, new: str, where: str) -> None:
     """One line saying that ``old`` (in the config file or on the command line ``where``)
     is deprecated in favour of ``new``; reported at ``where``, not at this source line."""
@@ -143,12 +196,44 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(
+            f"{what} {_yaml_where(path, exc)} is not valid YAML: {_yaml_problem(exc)}"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of keys to values")
     return data
+
+
+def _yaml_where(path: Path, exc: yaml.YAMLError) -> str:
+    """``FILE:LINE`` of a YAML error (``FILE`` when PyYAML gives no position)."""
+    mark = getattr(exc, "problem_mark", None)
+    return f"{path}:{mark.line + 1}" if mark is not None else str(path)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's reason on one line (its message spans several, with a picture of the spot)."""
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    text = " ".join(part for part in (context, problem) if part) or type(exc).__name__
+    return " ".join(text.split())
+
+
+class _MergeMappings(argparse.Action):
+    """``--key a=1 b=2`` (space-separated, as list options take them), ``a=1,b=2`` or JSON:
+    every word is parsed by :func:`parse_mapping` and the mappings are merged in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        merged: dict = {}
+        for value in values:
+            merged.update(value)
+        setattr(namespace, self.dest, merged)
+
+
+def _refuse(message: str) -> None:
+    """argparse's error handler: one line (through :class:`ConfigError`), not the whole usage."""
+    raise ConfigError(f"{message} (run with --help for the options)")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -197,6 +282,7 @@ def build_parser(
         prog=prog,
         description=description,
         formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # a prefix (--n, --temp) would silently pick, or list 30 options
     )
     parser.add_argument(
         "--config",
@@ -204,10 +290,13 @@ def build_parser(
         metavar="FILE",
         help="YAML file whose keys set any option below; command-line flags override it.",
     )
+    parser.error = _refuse
     for action in parser._actions:
         if action.type is dict:
             action.type = parse_mapping
-            action.metavar = "JSON|k=v,..."
+            action.metavar = "JSON|k=v"
+            action.nargs = "+"
+            action.__class__ = _MergeMappings
     if positional is not None:
         flag = next(a for a in parser._actions if a.dest == positional)
         parser.add_argument(
@@ -237,7 +326,8 @@ def parse_config(
     if argv is None:
         argv = sys.argv[1:]
     argv = rename_flags(argv, renamed)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.error = _refuse
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.config:
@@ -255,11 +345,16 @@ def parse_config(
         if given:
             parser.set_defaults(**{positional: given})
     try:
-        outputs = parser.parse_args_into_dataclasses(args=argv)
+        *outputs, unused = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True
+        )
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    if unused:
+        what = "option" if unused[0].startswith("-") else "argument"
+        raise ConfigError(f"unknown {what} '{unused[0]}' (run with --help for the options)")
     return tuple(o for o in outputs if dataclasses.is_dataclass(o))
 
 

@@ -31,6 +31,7 @@ from eval.compare import ACCURACY_KEYS, ACCURACY_PNG, ADHERENCE_PNG
 from eval.costs import TRAINING_RECORD
 from eval.report import RESULTS_JSON, RESULTS_MD
 from leapt.config import ConfigError, parse_config
+from leapt.files import read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ def check_e2e(out: str | Path) -> list[str]:
     """Every missing piece of the finished run in ``out`` (empty: the run delivered)."""
     out = Path(out)
     problems = [
-        f"{out / stage / marker} missing: stage '{stage}' did not finish"
+        f"{out / stage / marker} missing or unreadable: stage '{stage}' did not finish"
         for stage, marker in FINISHED.items()
-        if not (out / stage / marker).is_file()
+        if read_marker(out / stage / marker) is None
     ]
     if (out / "data" / STATS_FILE).is_file():
         try:

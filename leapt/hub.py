@@ -59,6 +59,27 @@ def hub_endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
+def check_push_target(repo_id: str, key: str) -> None:
+    """Refuse a malformed repo id or a missing token up front, not after the work to push.
+
+    ``leapt generate --push_to_hub`` would otherwise find out after a whole
+    harvest.  Whether the repo can be written is only known when pushing.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise PublishError(
+            f"'{key}' {repo_id!r} is not a Hub repo id (NAME or ORG/NAME of letters, digits, "
+            "'-', '_', '.')"
+        ) from None
+    if not hub_token():
+        raise PublishError(
+            f"'{key}' {repo_id!r} needs a Hub token: export HF_TOKEN or run `hf auth login`"
+        )
+
+
 def find_secret(folder: Path) -> Path | None:
     """The first file or folder under ``folder`` that looks like a credential, else None."""
     for path in sorted(folder.rglob("*")):

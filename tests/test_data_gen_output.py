@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from data_gen.filters import FilterResult
 from data_gen.merge import main as merge
 from data_gen.output import read_dataset_dir, write_dataset
@@ -117,3 +119,48 @@ def test_rewritten_dataset_loads_fresh_rows_through_the_datasets_cache(tmp_path)
     shard_dir(tmp_path, "ds", [trace("a", 2), trace("b", 1)], "0/1", [])  # e.g. after a resume
     assert datasets.load_dataset(str(out), split="train", cache_dir=cache).num_rows == 3
     assert len(list((out / "data").glob("*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("dies_at", ["parquet", "stats", "card"])
+def test_a_rewrite_that_dies_midway_leaves_one_dataset_that_every_reader_takes(
+    tmp_path, monkeypatch, dies_at
+):
+    from data_gen import output
+    from data_gen.hub import dataset_files
+    from training.dataset import load_sft_dataset
+
+    out = shard_dir(tmp_path, "ds", [trace("a", 2)], "0/1", [])
+    old_rows, _ = read_dataset_dir(out)
+    real_write = output.atomic_write_text
+
+    class Killed(Exception):
+        pass
+
+    def dying_write(path, text):
+        if path.name == {"stats": "stats.json", "card": "README.md"}.get(dies_at):
+            raise Killed(path)
+        real_write(path, text)
+
+    def dying_parquet(self, target, *args, **kwargs):
+        with open(target, "wb") as half:
+            half.write(b"PAR1 half a file")
+        raise Killed(target)
+
+    monkeypatch.setattr(output, "atomic_write_text", dying_write)
+    if dies_at == "parquet":
+        monkeypatch.setattr("datasets.Dataset.to_parquet", dying_parquet)
+    with pytest.raises(Killed):
+        shard_dir(tmp_path, "ds", [trace("a", 2), trace("b", 1)], "0/1", [])
+    monkeypatch.undo()
+
+    committed = [(r["id"], r["path_index"]) for r in read_dataset_dir(out)[0]]
+    expected = 2 if dies_at != "card" else 3  # stats.json is the commit point
+    assert len(committed) == expected
+    assert committed[:2] == [(r["id"], r["path_index"]) for r in old_rows]
+    published = [f for f in dataset_files(out) if f.endswith(".parquet")]
+    assert len(published) == 1
+    assert load_sft_dataset(str(out)).num_rows == expected
+    assert not list(out.rglob("*.tmp*")), "a temp file was left behind"
+    shard_dir(tmp_path, "ds", [trace("a", 2), trace("c", 1)], "0/1", [])  # the next write cleans up
+    assert len(list((out / "data").glob("*.parquet"))) == 1
+    assert [r["id"] for r in read_dataset_dir(out)[0]] == ["a", "a", "c"]

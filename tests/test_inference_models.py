@@ -8,11 +8,24 @@ import pytest
 
 from inference.args import ModelArguments
 from inference.models import resolve_model
+from leapt.config import ConfigError
 
 
-def test_local_folder_and_hub_id_pass_through(tiny_model_dir):
+def test_local_folder_and_hub_id_pass_through(tiny_model_dir, tmp_path, monkeypatch):
     assert resolve_model(ModelArguments(model=str(tiny_model_dir))) == str(tiny_model_dir)
+    # a Hub id whose config.json is in the cache (what a download leaves) passes unchanged
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--some-model" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--org--some-model" / "refs").mkdir()
+    (cache / "models--org--some-model" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     assert resolve_model(ModelArguments(model="org/some-model")) == "org/some-model"
+    with pytest.raises(ConfigError, match="cannot fetch model 'org/other-model'.*key 'model'"):
+        resolve_model(ModelArguments(model="org/other-model"))
 
 
 @pytest.mark.slow

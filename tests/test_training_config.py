@@ -120,23 +120,24 @@ def test_unknown_recipe_key_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "unknown key 'learning_rat'" in err
 
 
-def test_dataset_without_segments_fails_before_the_model(tmp_path, capsys):
+def test_dataset_without_segments_fails_before_the_model(tmp_path, capsys, tiny_model_dir):
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     argv = ["--config", str(REPO / "configs/training/smoke_cpu.yaml")]
-    argv += ["--model_name_or_path", NO_MODEL, "--dataset_name", str(data)]
+    argv += ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data)]
     code, err = run_train([*argv, "--output_dir", str(tmp_path / "out")], capsys)
     assert code == 2 and "no 'segments' column" in err
 
 
-def test_summary_tag_other_than_the_datasets_protocol_is_refused(tmp_path, capsys):
+def test_summary_tag_other_than_the_datasets_protocol_is_refused(tmp_path, capsys, tiny_model_dir):
     from tests.test_training_data import write_sft_dataset
 
     data = write_sft_dataset(tmp_path / "data", n=2)
     stats = {"protocol": {"summary_open": "<sum>", "summary_close": "</sum>"}}
     (data / "stats.json").write_text(json.dumps(stats))
-    argv = ["--config", str(SMOKE), "--model_name_or_path", NO_MODEL, "--dataset_name", str(data)]
-    argv += ["--output_dir", str(tmp_path / "out"), "--summary_open", "<summarize>"]
+    argv = ["--config", str(SMOKE), "--model_name_or_path", str(tiny_model_dir)]
+    argv += ["--dataset_name", str(data), "--output_dir", str(tmp_path / "out")]
+    argv += ["--summary_open", "<summarize>"]
     code, err = run_train(argv, capsys)
     assert code == 2
     assert "summary_open='<summarize>'" in err and "'<sum>'" in err and "stats.json" in err

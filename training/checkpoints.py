@@ -20,13 +20,14 @@ step, then stop", agreed between all ranks so they save at the same step.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
 from pathlib import Path
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from leapt.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -97,21 +98,6 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _write_marker(path: Path, step: int) -> None:
-    """Write the marker so it is on disk before its name appears (tmp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(f"step {step}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class MarkCompleteCheckpoints(TrainerCallback):
     """After each save: wait for all ranks, then rank 0 marks the checkpoint complete."""
 
@@ -120,7 +106,8 @@ class MarkCompleteCheckpoints(TrainerCallback):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if (folder / TRAINER_STATE).is_file():
-                _write_marker(folder / COMPLETE_MARKER, state.global_step)
+                # on disk before its name appears
+                atomic_write_text(folder / COMPLETE_MARKER, f"step {state.global_step}\n")
         _barrier()
         return control
 

@@ -22,6 +22,7 @@ names another tag).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -67,13 +68,32 @@ class PrepareStats:
         return asdict(self)
 
 
+def _committed_files(folder: Path) -> list[str]:
+    """The data files named by the ``stats.json`` files under ``folder`` (none: not leapt's)."""
+    files = []
+    for stats_file in sorted(folder.rglob(STATS_FILE)):
+        try:
+            data_file = json.loads(stats_file.read_text(encoding="utf-8")).get("data_file")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"dataset file {stats_file} is not readable JSON: {exc}") from exc
+        if data_file:
+            if not (stats_file.parent / data_file).is_file():
+                raise ConfigError(f"{stats_file} names {data_file}, which is missing")
+            files.append(str(stats_file.parent / data_file))
+    return files
+
+
 def local_data_files(path: Path) -> tuple[str, list[str]]:
     """Pick the loader and the files of a local dataset directory or single file.
 
-    Parquet wins over jsonl over json, so a `leapt generate` folder (parquet
-    under data/, plus stats.json and raw trace jsonl) or a folder of its shards
-    loads its rows and nothing else.
+    A `leapt generate` folder (or a folder of its shards) loads the parquet
+    file each ``stats.json`` names (its ``data_file``: what that folder's last
+    finished write committed; an unfinished rewrite's file beside it is never
+    read).  Otherwise parquet wins over jsonl over json.
     """
+    committed = [] if path.is_file() else _committed_files(path)
+    if committed:
+        return "parquet", committed
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     by_suffix: dict[str, list[str]] = {}
     for file in files:
@@ -85,6 +105,24 @@ def local_data_files(path: Path) -> tuple[str, list[str]]:
     raise ConfigError(f"dataset {path} holds no .parquet/.jsonl/.json files")
 
 
+@contextlib.contextmanager
+def _quiet_progress():
+    """``datasets``' progress bars off for the block, as they were after it."""
+    from datasets.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    was_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            enable_progress_bars()
+
+
 def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str | None = None):
     """Load a dataset written by `leapt generate` (local dir/file) or a Hub dataset id."""
     from datasets import load_dataset
@@ -93,7 +131,8 @@ def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str |
     try:
         if path.exists():
             fmt, data_files = local_data_files(path)
-            dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
+            with _quiet_progress():  # a bar per local file would precede any error message
+                dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
         else:
             dataset = load_dataset(name_or_path, config_name, split=split)
     except ConfigError:

@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from inference.args import EMBEDDED_MODEL
-from leapt.config import ConfigError, check_at_least, parse_config
-from leapt.hub import hub_token
+from leapt.config import (
+    ConfigError,
+    check_at_least,
+    check_model_source,
+    check_output_dir,
+    parse_config,
+)
+from leapt.hub import check_push_target
 from training.dataset import SEGMENT_KINDS
 from training.launch_check import check_launch, step_batch
-from training.launcher import LaunchArguments
+from training.launcher import LaunchArguments, resolve_accelerate_config
 
 
 @dataclass
@@ -109,11 +115,16 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
     if args.push_to_hub:
         if not args.hub_model_id:
             raise ConfigError("push_to_hub needs hub_model_id (the repo to publish to)")
-        if not hub_token():
-            raise ConfigError(
-                "push_to_hub needs a Hub token: export HF_TOKEN or run `hf auth login`"
-            )
-    check_at_least(args, 1, "max_length")
+        check_push_target(args.hub_model_id, "hub_model_id")
+    check_output_dir(args.output_dir)
+    check_at_least(
+        args,
+        1,
+        "max_length",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+    )
 
 
 def cpu_deepspeed_overrides(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
@@ -161,6 +172,10 @@ def parse_train_command(
     world = launch.num_processes if launch.wanted and launch.num_processes else None
     apply_global_batch(script, args, world or int(os.environ.get("WORLD_SIZE", "1")))
     check_launch(args, launch_env)
+    if launch.wanted:
+        resolve_accelerate_config(launch.accelerate_config or "ddp")
+    # last of the option checks, first before the data: a model that cannot be there
+    check_model_source(model.model_name_or_path, "model_name_or_path")
     return script, args, model, launch
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from leapt.config import ConfigError, to_dict
+from leapt.files import atomic_write_text, read_marker
 from leapt.log import main_process_only
 from leapt.run_lock import FolderLock
 from leapt.run_manifest import (
@@ -72,9 +73,11 @@ def _load_tokenizer(model_args, args):
             revision=model_args.model_revision,
             trust_remote_code=args.trust_remote_code,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # transformers' reasons span lines; the first says it
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
-            f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: {exc}"
+            f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: "
+            f"{reason}"
         ) from exc
     if tokenizer.chat_template is None:
         raise ConfigError(f"the tokenizer of {model_args.model_name_or_path} has no chat template")
@@ -187,11 +190,17 @@ def build_trainer(script, args, model_args):
     from training.trainer import LeapSFTTrainer
 
     out_dir = Path(args.output_dir)
-    if (out_dir / FINISHED_MARKER).exists():
+    if read_marker(out_dir / FINISHED_MARKER) is not None:
         raise ConfigError(
             f"output_dir {out_dir} already holds a finished model ({FINISHED_MARKER}); "
             "choose another output_dir"
         )
+    if (out_dir / FINISHED_MARKER).exists():
+        logger.warning(
+            f"{out_dir / FINISHED_MARKER} does not parse: the earlier run did not finish, "
+            "training again"
+        )
+    tokenizer = _load_tokenizer(model_args, args)  # a wrong model fails before the data loads
     splits = [script.dataset_train_split]
     if args.eval_strategy != "no":
         splits.append(script.dataset_test_split)
@@ -202,7 +211,6 @@ def build_trainer(script, args, model_args):
     logger.info(
         f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained"
     )
-    tokenizer = _load_tokenizer(model_args, args)
     prepared = [
         _prepare_split(script, args, tokenizer, r, s, summary_open)
         for r, s in zip(raw, splits, strict=True)
@@ -212,8 +220,8 @@ def build_trainer(script, args, model_args):
         out_dir.mkdir(parents=True, exist_ok=True)
         names = ["data_stats", "eval_data_stats"][: len(prepared)]
         for (_, split_stats), name in zip(prepared, names, strict=True):
-            (out_dir / f"{name}.json").write_text(
-                json.dumps(split_stats.as_dict(), indent=2) + "\n"
+            atomic_write_text(
+                out_dir / f"{name}.json", json.dumps(split_stats.as_dict(), indent=2) + "\n"
             )
 
     init_kwargs = dict(args.model_init_kwargs or {})
@@ -336,7 +344,9 @@ def _train(script, args, model_args, out_dir: Path, manifest: dict | None, clock
             "log_history": trainer.state.log_history,
             "script_args": to_dict(script),
         }
-        (out_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(
+            out_dir / FINISHED_MARKER, json.dumps(record, indent=2, default=str) + "\n"
+        )
         clock.record(out_dir)
         logger.info(f"saved model, tokenizer, generation config and README.md to {out_dir}")
     trainer.accelerator.wait_for_everyone()

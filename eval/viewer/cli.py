@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.viewer.page import Group, write_page
+from eval.viewer.page import Group, is_viewer_page, write_page
 from inference.trace import Trace, read_traces
-from leapt.config import ConfigError, parse_config
+from leapt.config import ConfigError, check_output_dir, parse_config
 
 DEFAULT_NAME = "trace_view.html"
 
@@ -65,6 +65,17 @@ def write_run_pages(groups: Sequence[Group], out_dir: str | Path) -> list[tuple[
     return pages
 
 
+def check_page_target(out: Path) -> None:
+    """Refuse to write the page over a folder, or over a file that is not an earlier page."""
+    check_output_dir(out.parent, "output")
+    if out.is_dir():
+        raise ConfigError(f"'output' {out} is a folder; name the HTML file to write")
+    if out.exists() and not is_viewer_page(out):
+        raise ConfigError(
+            f"'output' {out} exists and is not a page leapt view wrote; choose another file"
+        )
+
+
 @dataclass
 class ViewArguments:
     """Which run to show and where the page goes."""
@@ -96,10 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "every path side by side by LeaP turn, coloured by author, and who read whom.",
         positional="run_dir",
     )
-    groups = load_groups(args.run_dir)
     run = Path(args.run_dir)
     run = run if run.is_dir() else run.parent
     out = Path(args.output) if args.output else run / DEFAULT_NAME
+    check_page_target(out)
+    groups = load_groups(args.run_dir)
     size = write_page(groups, out, run.resolve().name)
     problems = sum(len(traces) for _, traces in groups)
     print(f"wrote {out} ({size / 1e6:.1f} MB, {len(groups)} run(s), {problems} problems)")

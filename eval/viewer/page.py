@@ -25,6 +25,7 @@ from typing import Any
 
 from eval.viewer.data import problem_entry, problem_view, run_facts
 from inference.trace import Trace
+from leapt.files import atomic_path
 
 ASSETS = Path(__file__).with_name("assets")
 
@@ -36,6 +37,10 @@ def _assets() -> tuple[str, str]:
     css = (ASSETS / "viewer.css").read_text(encoding="utf-8")
     js = (ASSETS / "viewer.js").read_text(encoding="utf-8")
     return css, js
+
+
+#: the heading every page opens with; how a page ``leapt view`` wrote is told from other files
+HEADING = "<header><h1>leapt trace viewer: "
 
 
 def _sha256(text: str) -> str:
@@ -71,7 +76,7 @@ def _head(title: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{css}</style></head>\n<body>\n"
-        f"<header><h1>leapt trace viewer: {html.escape(title)}</h1>"
+        f"{HEADING}{html.escape(title)}</h1>"
         '<span id="meta"></span>'
         f'<span class="legend">text by: {legend}</span></header>\n'
         '<div class="layout"><nav><select id="group" aria-label="run"></select>'
@@ -83,14 +88,23 @@ def _head(title: str) -> str:
     )
 
 
+def is_viewer_page(path: str | Path) -> bool:
+    """Whether ``path`` is a page this module wrote (and so may be written over)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(b"<!DOCTYPE html>"))
+            return head == b"<!DOCTYPE html>" and HEADING.encode() in fh.read()
+    except OSError:
+        return False
+
+
 def write_page(groups: Sequence[Group], out: str | Path, title: str) -> int:
     """Write the viewer page for ``groups`` (one or more runs) to ``out``; return its size in bytes."""
     _, js = _assets()
     index: dict[str, Any] = {"title": title, "groups": []}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", errors="replace") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(_head(title))
         for g, (label, traces) in enumerate(groups):
             index["groups"].append({"label": label, **run_facts(list(traces)), "problems": []})
@@ -101,5 +115,4 @@ def write_page(groups: Sequence[Group], out: str | Path, title: str) -> int:
                 fh.write("</script>\n")
         fh.write(f'<script type="application/json" id="leapt-index">{embed_json(index)}</script>\n')
         fh.write(f"<script>{js}</script>\n</body></html>\n")
-    tmp.replace(out)
     return out.stat().st_size
