@@ -96,6 +96,24 @@ def _deepspeed_file(cfg: dict[str, Any]) -> Path | None:
     return None
 
 
+def _fsdp_cpu_flags(cfg: dict[str, Any]) -> list[str]:
+    """On a machine without CUDA, turn off the two FSDP loading settings only GPUs support.
+
+    The shipped ``fsdp.yaml`` (open-r1's) loads the weights on rank 0 only and
+    broadcasts them (``cpu_ram_efficient_loading`` + ``sync_module_states``),
+    which saves host memory on a GPU node; accelerate refuses that on the CPU
+    ("not supported on cpu"), so CPU ranks each load the (small) model instead.
+    """
+    if cfg.get("distributed_type") != "FSDP":
+        return []
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    logger.info("no CUDA device: FSDP ranks load the model each (sync_module_states off)")
+    return ["--fsdp_cpu_ram_efficient_loading", "false", "--fsdp_sync_module_states", "false"]
+
+
 def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     """The ``accelerate launch`` command running ``training.sft`` with ``argv`` on every rank."""
     config, cfg = resolve_accelerate_config(launch.accelerate_config or "ddp")
@@ -107,6 +125,7 @@ def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     ds_file = _deepspeed_file(cfg)
     if ds_file is not None:
         cmd += ["--deepspeed_config_file", str(ds_file)]
+    cmd += _fsdp_cpu_flags(cfg)
     return [*cmd, "-m", "training.sft", *argv]
 
 
