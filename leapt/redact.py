@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 #: ``scheme://userinfo@``: the userinfo runs to the last ``@`` before the host's path
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
@@ -49,3 +50,14 @@ def public_name(ref: str) -> str:
     path = Path(ref).expanduser()
     name = path.name if path.name not in ("", "..") else path.resolve().name
     return name or ref
+
+
+def redact_values(value: Any) -> Any:
+    """A record about to be written (dicts, lists, strings) with every string's URLs redacted."""
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item) for item in value]
+    return value
