@@ -4,8 +4,8 @@
 open-r1 use) when asked for more than the current process; every rank then
 runs ``python -m training.sft`` with the same arguments and sees that it was
 launched.  ``--accelerate_config`` names a shipped config under
-``configs/accelerate/`` (``ddp``, ``zero2``, ``zero3``, ``zero3_offload``) or
-any accelerate YAML file.  Multi-node jobs keep using ``accelerate launch``
+``configs/accelerate/`` (``ddp``, ``zero2``, ``zero3``, ``zero3_offload``,
+``fsdp``) or any accelerate YAML file.  Multi-node jobs keep using ``accelerate launch``
 per node (slurm/train.sbatch).
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from leapt.config import ConfigError, check_at_least
+from training.launch_check import check_fsdp_device
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class LaunchArguments:
         default=None,
         metadata={
             "help": "accelerate config: a name under configs/accelerate/ (ddp, zero2, zero3, "
-            "zero3_offload) or a YAML file; with --num_processes alone: ddp"
+            "zero3_offload, fsdp) or a YAML file; with --num_processes alone: ddp"
         },
     )
     main_process_port: int | None = field(
@@ -96,27 +97,10 @@ def _deepspeed_file(cfg: dict[str, Any]) -> Path | None:
     return None
 
 
-def _fsdp_cpu_flags(cfg: dict[str, Any]) -> list[str]:
-    """On a machine without CUDA, turn off the two FSDP loading settings only GPUs support.
-
-    The shipped ``fsdp.yaml`` (open-r1's) loads the weights on rank 0 only and
-    broadcasts them (``cpu_ram_efficient_loading`` + ``sync_module_states``),
-    which saves host memory on a GPU node; accelerate refuses that on the CPU
-    ("not supported on cpu"), so CPU ranks each load the (small) model instead.
-    """
-    if cfg.get("distributed_type") != "FSDP":
-        return []
-    import torch
-
-    if torch.cuda.is_available():
-        return []
-    logger.info("no CUDA device: FSDP ranks load the model each (sync_module_states off)")
-    return ["--fsdp_cpu_ram_efficient_loading", "false", "--fsdp_sync_module_states", "false"]
-
-
 def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     """The ``accelerate launch`` command running ``training.sft`` with ``argv`` on every rank."""
     config, cfg = resolve_accelerate_config(launch.accelerate_config or "ddp")
+    check_fsdp_device(cfg.get("distributed_type") == "FSDP", f"accelerate_config {config}")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     if launch.num_processes is not None:
         cmd += ["--num_processes", str(launch.num_processes)]
@@ -125,7 +109,6 @@ def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     ds_file = _deepspeed_file(cfg)
     if ds_file is not None:
         cmd += ["--deepspeed_config_file", str(ds_file)]
-    cmd += _fsdp_cpu_flags(cfg)
     return [*cmd, "-m", "training.sft", *argv]
 
 
