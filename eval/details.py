@@ -62,13 +62,21 @@ def _config_name(benchmark: str, method: str) -> str:
     return re.sub(r"[^\w-]+", "_", f"{benchmark}_{method}").strip("_")
 
 
+def _public_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A trace's settings as published: a protocol file by its name, URLs without credentials."""
+    settings = redact_values(config)
+    if settings.get("protocol"):
+        settings["protocol"] = public_name(settings["protocol"])
+    return settings
+
+
 def _rows(run: Run) -> list[dict[str, Any]]:
     seeds = run.seeds or {None: run.traces}
     rows = []
     for seed, traces in sorted(seeds.items(), key=lambda item: -1 if item[0] is None else item[0]):
         for trace in traces:
             grade_trace(trace)
-            settings = json.dumps(redact_values(trace.config), sort_keys=True, ensure_ascii=False)
+            settings = json.dumps(_public_settings(trace.config), sort_keys=True)
             for index, path in enumerate(trace.paths):
                 rows.append(
                     {
