@@ -486,7 +486,9 @@ def test_details_publish_one_row_per_path_with_a_card(evaluated, tmp_path, hub, 
     run = evaluated / "eval"
     argv = ["publish", "--details", str(run), "--repo_id", "me/details-tiny"]
     assert leapt(argv) == 0
-    assert hub.created == [{"type": "dataset", "repo_id": "me/details-tiny", "visibility": "public"}]
+    assert hub.created == [
+        {"type": "dataset", "repo_id": "me/details-tiny", "visibility": "public"}
+    ]
     (commit,) = hub.commits
     files = hub.repos[("dataset", "me/details-tiny")]
     assert set(files) == {
@@ -538,3 +540,27 @@ def test_details_of_a_folder_without_eval_traces_is_refused_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no `leapt eval` traces" in err[0] and str(run) in err[0]
     assert not hub.created and not hub.commits
+
+
+def test_the_dataset_card_names_its_source_and_teacher_never_their_paths(tmp_path, capsys):
+    from data_gen.card import render_card
+
+    folder = shard_dir(tmp_path, "leap-ds", [trace("a", 2)], "0/1", [])
+    stats = json.loads((folder / "stats.json").read_text())
+    teacher = tmp_path / "models" / "SmolLM2-135M-Instruct"
+    source = tmp_path / "problems" / "train.jsonl"
+    stats |= {"teacher": str(teacher), "source": str(source)}
+    (folder / "stats.json").write_text(json.dumps(stats))
+    _, text = dry_run(capsys, "--dataset", str(folder), "--repo_id", "me/leap-ds")
+    assert "**Teacher:** `SmolLM2-135M-Instruct`" in text
+    assert "**Source problems:** `train.jsonl`" in text and str(tmp_path) not in text
+
+    url = f"https://me:{URL_SECRET}@data.example.org/problems.jsonl"
+    card = render_card({**stats, "source": url}, "leap-ds")
+    assert "`https://***@data.example.org/problems.jsonl`" in card and URL_SECRET not in card
+    (folder / "stats.json").write_text(json.dumps({**stats, "source": url}))
+    assert (
+        leapt(["publish", "--dataset", str(folder), "--repo_id", "me/x", "--dry_run", "true"]) == 2
+    )
+    err = capsys.readouterr().err  # stats.json itself is sent: refused
+    assert "stats.json contains a URL with a user or password" in err and URL_SECRET not in err
