@@ -208,9 +208,8 @@ def model_card(folder: Path, args: PublishArguments, record: dict | None, runs: 
     if fields:
         lines += [
             f"A LeaP-T student: `{public_name(fields.base_model)}` fine-tuned on LeaP traces "
-            "with `leapt "
-            "train`, so that parallel reasoning paths summarize and read their peers' "
-            "summaries (Learning from Peers) without being prompted to.",
+            "with `leapt train`, so that parallel reasoning paths summarize and read their "
+            "peers' summaries (Learning from Peers) without being prompted to.",
             "",
         ]
     lines += ["## Evaluation", ""]

@@ -40,6 +40,7 @@ def test_leapt_train_starts_two_deepspeed_processes_from_any_directory(tiny_mode
     record = json.loads((out / FINISHED_MARKER).read_text())
     assert record["hyperparameters"]["world_size"] == 2
     assert record["hyperparameters"]["global_batch_size"] == 4
+    assert record["hyperparameters"]["distributed"] == "DEEPSPEED"  # not a silent DDP fallback
     assert (out / "model.safetensors").is_file()
     assert "LeaP-T training" in (out / "README.md").read_text()
     assert_trained_and_loadable(out, tiny_model_dir)

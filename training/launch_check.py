@@ -139,12 +139,11 @@ def check_offload_optimizer(ds: Mapping[str, Any], source: str) -> None:
 def check_fsdp_device(uses_fsdp: bool, source: str) -> None:
     """Refuse an FSDP launch on a machine without an accelerator (GPU, XPU, ...).
 
-    ``source`` names what asked for FSDP in the message.
-
     accelerate (checked with 1.16) turns FSDP on only for accelerator device
     types (``AcceleratorState``: MULTI_GPU, MULTI_XPU, ...); on the CPU it
     drops the FSDP plugin without a word and trains plain data parallel, so
-    the run would not be the sharded one the config asks for.
+    the run would not be the sharded one the config asks for.  ``source``
+    names what asked for FSDP in the message.
     """
     if not uses_fsdp:
         return
