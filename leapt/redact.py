@@ -15,8 +15,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-#: ``scheme://userinfo@``: the userinfo runs to the last ``@`` before the host's path
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
+#: ``scheme://userinfo@host``: the userinfo runs to the last ``@`` before the host, and holds
+#: no character a URL cannot (quotes, brackets, whitespace), so JSON or prose around a URL is
+#: never taken for part of it
+_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s\"'<>\\{}|^`\[\]]+)"
+    r"@(?=[A-Za-z0-9\[])"
+)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: a Hub repo id: ``name`` or ``org/name``
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")

@@ -101,3 +101,16 @@ def test_log_lines_show_urls_without_credentials(capsys):
     logging.getLogger("inference.test").warning("retrying %s", f"http://u:{KEY}@h/v1")
     err = capsys.readouterr().err
     assert KEY not in err and "retrying http://***@h/v1" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"https://":100,"me@":101}',  # a compact tokenizer vocabulary
+        "see http://host/path, or mail me@example.org",
+        "ftp://@host/x",
+        "'http://a' '@b'",
+    ],
+)
+def test_text_that_only_looks_like_a_url_with_credentials_is_left_alone(text):
+    assert not has_url_credentials(text) and redact_urls(text) == text
