@@ -3,7 +3,8 @@
 Everything in it comes from ``stats.json``, so a merged dataset's card is
 re-rendered from merged stats.  It lists only what reproduces the data
 (source, teacher, LeaP and sampling settings, filters, counts); backend
-endpoints and credential variable names are left out on purpose.
+endpoints and credential variable names are left out on purpose, and a local
+source file or teacher folder is named, not given as a path.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 
 from leapt.markdown import markdown_table
+from leapt.redact import public_name
 
 #: what the ``sft_prompt`` setting means, for the card's reader
 _PROMPTS = {
@@ -83,8 +85,8 @@ model running **{stats["method"]}** (Learning from Peers: parallel paths that
 summarize every T tokens and read their peers' summaries), kept only when they
 show the protocol done well.  Made with `leapt generate`.
 
-- **Source problems:** `{stats["source"]}`{split}
-- **Teacher:** `{stats["teacher"]}`
+- **Source problems:** `{public_name(stats["source"])}`{split}
+- **Teacher:** `{public_name(stats["teacher"])}`
 - **Shards:** {", ".join(stats["shards"])}{tags}
 - **Row prompt:** {_PROMPTS[stats.get("sft_prompt", "teacher")]}
 

@@ -40,6 +40,7 @@ from inference.protocol import Protocol, load_protocol
 from inference.summaries import Tags
 from inference.trace import Segment, Trace, TraceFile
 from leapt.config import ConfigError, to_dict
+from leapt.redact import redact_urls, redact_values
 from leapt.wall_time import StageClock
 
 #: LeapArguments keys shown on the dataset card (everything that shapes the text)
@@ -186,11 +187,13 @@ def harvest(
         traces = [t for t in TraceFile(spec.traces_path) if t.id in wanted]
         result = filter_traces(traces, settings, count_tokens)
         prompt = RowPrompt(protocol, tokenizer, leap_args.task, plain=args.sft_prompt == "plain")
-        rows = [prompt.row(t, i, args.source) for t, i in result.kept]
+        source = redact_urls(args.source)  # rows and stats are sent to the Hub: no credentials
+        rows = [prompt.row(t, i, source) for t, i in result.kept]
         teacher = traces[0].model if traces else model_args.model
         stats = build_stats(
             args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
         )
+        stats = redact_values(stats)
         dataset_dir = out if args.shard_count == 1 else out / args.shard_name
         write_dataset(dataset_dir, rows, stats, args.dataset_name)
         if pending:  # a rerun that only re-filters finished traces costs nothing worth counting

@@ -1,10 +1,14 @@
-"""`leapt eval` results as the Hub's ``model-index`` (one Pass@1 and one Cons@N per run).
+"""`leapt eval` results as the Hub's ``model-index`` and ``.eval_results`` leaderboard entries.
 
 Reads the ``results.json`` that :mod:`eval.report` writes and turns every
-(benchmark, method) entry into ``huggingface_hub.EvalResult`` objects that
-carry the settings the number was measured with (method, N, T, router,
-top-k, token budget, problems), so a reader of the card can tell a LeaP
-Cons@32 from an independent one.
+(benchmark, method) entry into ``huggingface_hub.EvalResult`` objects (the
+card's ``model-index``: one Pass@1 and one Cons@N per run) that carry the
+settings the number was measured with (method, N, T, router, top-k, token
+budget, problems), so a reader of the card can tell a LeaP Cons@32 from an
+independent one.  The Hub's newer leaderboard format,
+``.eval_results/<benchmark>.yaml`` (``huggingface_hub.EvalResultEntry``),
+gets the Pass@1 of every run on a benchmark that is a Hub dataset, the
+settings in its ``notes``.
 """
 
 from __future__ import annotations
@@ -122,6 +126,57 @@ def eval_results(runs: list[MeasuredRun]) -> list:
                 )
             )
     return out
+
+
+def _hub_dataset(benchmark: str) -> Any:
+    """The registry entry of ``benchmark`` when its problems are a Hub dataset, else None."""
+    from eval.benchmarks import BENCHMARKS
+
+    bench = BENCHMARKS.get(benchmark)
+    return bench if bench and bench.source and "/" in bench.source else None
+
+
+def _leaderboard_entry(run: MeasuredRun) -> Any:
+    """The ``huggingface_hub.EvalResultEntry`` of a run's Pass@1 (None off a Hub benchmark)."""
+    from huggingface_hub import EvalResultEntry
+
+    bench = _hub_dataset(run.benchmark)
+    if bench is None or run.pass_at_1 is None:
+        return None
+    s = run.settings
+    notes = (
+        f"Pass@1 measured with leapt eval: method {run.method}, N={s['n']}, T={s['T']}, "
+        f"router={s['router']}, top-k={s['top_k']}, budget={s['max_tokens']} tokens, "
+        f"temperature={s['temperature']}, {run.problems} problems"
+    )
+    return EvalResultEntry(
+        dataset_id=bench.source,
+        task_id=bench.subset or "default",
+        value=_pct(run.pass_at_1),
+        notes=notes,
+    )
+
+
+def eval_result_entries(runs: list[MeasuredRun]) -> list:
+    """The leaderboard entries of ``runs`` (Pass@1 of each run on a Hub benchmark)."""
+    return [entry for run in runs if (entry := _leaderboard_entry(run)) is not None]
+
+
+def eval_result_files(runs: list[MeasuredRun]) -> dict[str, str]:
+    """``{".eval_results/<benchmark>.yaml": text}``: the leaderboard entries, one file per benchmark."""
+    import yaml
+    from huggingface_hub import eval_result_entries_to_yaml
+    from huggingface_hub.constants import EVAL_RESULTS_FOLDER
+
+    files: dict[str, list] = {}
+    for run in runs:
+        entry = _leaderboard_entry(run)
+        if entry is not None:
+            files.setdefault(f"{EVAL_RESULTS_FOLDER}/{run.benchmark}.yaml", []).append(entry)
+    return {
+        name: yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False)
+        for name, entries in files.items()
+    }
 
 
 def results_table(runs: list[MeasuredRun]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from leapt import log
 from leapt.config import ConfigError
+from leapt.redact import redact_urls
 
 #: command ("stage" or "stage sub") -> (module with ``main(argv)``, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -65,7 +66,7 @@ def run_stage(stage: str, entry: Callable[[list[str]], int | None], argv: Sequen
         log.setup(stage, PACKAGES)
         return int(entry(list(argv)) or 0)
     except ConfigError as exc:
-        print(f"leapt {stage}: error: {exc}", file=sys.stderr)
+        print(f"leapt {stage}: error: {redact_urls(str(exc))}", file=sys.stderr)
         return 2
 
 

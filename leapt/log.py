@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterable
 
 from leapt.config import ConfigError
+from leapt.redact import redact_urls
 
 VERBOSITY_ENV = "LEAPT_VERBOSITY"
 LEVELS = {
@@ -39,7 +40,7 @@ class _StderrHandler(logging.StreamHandler):
 
 
 class _Formatter(logging.Formatter):
-    """``[leapt <stage>] message``, with the level named from warnings up."""
+    """``[leapt <stage>] message``, with the level named from warnings up and URLs redacted."""
 
     def __init__(self, stage: str) -> None:
         super().__init__()
@@ -47,7 +48,7 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return self.prefix + level + super().format(record)
+        return self.prefix + level + redact_urls(super().format(record))
 
 
 def main_process_only(record: logging.LogRecord) -> bool:

@@ -6,9 +6,13 @@ holds the Pass@1/Cons@N that `leapt eval` measured for this checkpoint (from
 the folders given, else any ``results.json`` under MODEL_DIR) and whose body
 holds the training recipe from ``leapt_training.json``.  A checkpoint without
 results is published with a card saying so, never with invented numbers.
+The same results go to the Hub's leaderboard entries, ``.eval_results/<benchmark>.yaml``.
 ``leapt publish --dataset DIR --repo_id ...`` does the same for a `leapt
-generate` dataset.  ``--dry_run`` prints the file list and the card only.
-Cards are checked with huggingface_hub's own parsers before anything is sent.
+generate` dataset, and ``leapt publish --details RUN_DIR --repo_id ORG/details-NAME``
+publishes a `leapt eval` run's traces as a dataset (one row per path).
+``--dry_run`` prints the file list and the card only.  Cards and eval results
+are checked with huggingface_hub's own parsers, and everything sent or shown
+is scanned for credentials, before anything is sent.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ MODEL_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
-#: remote files an upload replaces (shards of an earlier upload must not linger)
+#: remote files an upload replaces (shards or results of an earlier upload must not linger)
 WEIGHT_PATTERNS = ("*.safetensors", "model.safetensors.index.json")
+EVAL_RESULTS_PATTERN = ".eval_results/*.yaml"
 TRAINING_RECORD = "leapt_training.json"  # training.sft.FINISHED_MARKER, without importing torch
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
@@ -58,6 +63,13 @@ class PublishArguments:
     )
     dataset: str | None = field(
         default=None, metadata={"help": "a `leapt generate` dataset folder, instead of a model"}
+    )
+    details: str | None = field(
+        default=None,
+        metadata={
+            "help": "a `leapt eval` output folder: publish its traces as a details dataset "
+            "(one row per path), instead of a model"
+        },
     )
     repo_id: str | None = field(default=None, metadata={"help": "Hub repository, ORG/NAME"})
     private: bool = field(default=False, metadata={"help": "create the repository as private"})
@@ -77,15 +89,16 @@ class PublishArguments:
     )
 
     def __post_init__(self) -> None:
-        if (self.model_dir is None) == (self.dataset is None):
-            raise ConfigError("give either MODEL_DIR or --dataset DIR (exactly one)")
+        given = [f for f in (self.model_dir, self.dataset, self.details) if f is not None]
+        if len(given) != 1:
+            raise ConfigError("give one of MODEL_DIR, --dataset DIR or --details RUN_DIR")
         if not self.repo_id or not _REPO_ID.fullmatch(self.repo_id):
             raise ConfigError(f"--repo_id must look like ORG/NAME, got {self.repo_id!r}")
-        folder = Path(self.model_dir or self.dataset)
+        folder = Path(given[0])
         if not folder.is_dir():
             raise ConfigError(f"{folder} is not a folder")
-        if self.dataset and self.eval_dir:
-            raise ConfigError("--eval_dir applies to models, not to --dataset")
+        if self.model_dir is None and self.eval_dir:
+            raise ConfigError("--eval_dir applies to models, not to --dataset or --details")
 
 
 def model_files(folder: Path) -> list[str]:
@@ -159,6 +172,7 @@ def model_card(folder: Path, args: PublishArguments, record: dict | None, runs: 
     from huggingface_hub import ModelCard, ModelCardData
 
     from eval.model_index import eval_results, results_table
+    from leapt.redact import public_name
     from training.model_card import (
         LEAP_TAGS,
         LeapCardFields,
@@ -193,9 +207,9 @@ def model_card(folder: Path, args: PublishArguments, record: dict | None, runs: 
     lines = [f"# {name}", ""]
     if fields:
         lines += [
-            f"A LeaP-T student: `{fields.base_model}` fine-tuned on LeaP traces with `leapt "
-            "train`, so that parallel reasoning paths summarize and read their peers' "
-            "summaries (Learning from Peers) without being prompted to.",
+            f"A LeaP-T student: `{public_name(fields.base_model)}` fine-tuned on LeaP traces "
+            "with `leapt train`, so that parallel reasoning paths summarize and read their "
+            "peers' summaries (Learning from Peers) without being prompted to.",
             "",
         ]
     lines += ["## Evaluation", ""]
@@ -246,34 +260,55 @@ def validate_model_card(text: str, expected_results: int) -> None:
         )
 
 
-def _show(files: Sequence[str], card: str, repo_id: str, repo_type: str) -> None:
+def validate_eval_result_files(files: dict[str, str], expected_results: int) -> None:
+    """Parse the ``.eval_results`` files as the Hub does; together they must hold every entry."""
+    import yaml
+    from huggingface_hub import parse_eval_result_entries
+
+    parsed = [e for text in files.values() for e in parse_eval_result_entries(yaml.safe_load(text))]
+    if len(parsed) != expected_results:
+        raise ConfigError(
+            f"the .eval_results files hold {len(parsed)} entries, expected {expected_results}"
+        )
+
+
+def _show(
+    folder: Path, files: Sequence[str], generated: dict[str, str], repo_id: str, repo_type: str
+) -> None:
+    """A dry run's listing and card, once everything in them passed the credential check."""
+    from leapt.hub import check_publishable, hub_token
+
+    check_publishable(folder, files, hub_token(), generated)
+    extra = [name for name in generated if name != "README.md"]
     print(f"dry run: would publish to the Hub {repo_type} {repo_id}:")
-    print("\n".join(f"  {name}" for name in [*files, "README.md (the card below)"]))
-    print("\n" + card, end="")
+    print("\n".join(f"  {name}" for name in [*files, *extra, "README.md (the card below)"]))
+    print("\n" + generated["README.md"], end="")
 
 
 def publish_model(args: PublishArguments) -> str | None:
-    from eval.model_index import eval_results
-    from leapt.hub import check_publishable, hub_token, upload
+    from eval.model_index import eval_result_entries, eval_result_files, eval_results
+    from leapt.hub import upload
 
     folder = Path(args.model_dir)
     files = model_files(folder)
     runs = measured_runs(folder, args.eval_dir, args.repo_id)
     card = model_card(folder, args, training_record(folder), runs)
     validate_model_card(card, len(eval_results(runs)))
+    results = eval_result_files(runs)
+    validate_eval_result_files(results, len(eval_result_entries(runs)))
+    generated = {"README.md": card, **results}
     if args.dry_run:
-        check_publishable(folder, files, hub_token())
-        _show(files, card, args.repo_id, "model")
+        _show(folder, files, generated, args.repo_id, "model")
         return None
     url = upload(
         folder,
         args.repo_id,
         repo_type="model",
         files=files,
-        generated={"README.md": card},
-        replace=WEIGHT_PATTERNS,
+        generated=generated,
+        replace=(*WEIGHT_PATTERNS, EVAL_RESULTS_PATTERN),
         private=args.private,
-        commit_message="leapt publish: model, tokenizer and card",
+        commit_message="leapt publish: model, tokenizer, card and eval results",
     )
     print(f"published {folder} to {url}")
     return url
@@ -283,17 +318,48 @@ def publish_dataset(args: PublishArguments) -> str | None:
     from huggingface_hub import DatasetCard
 
     from data_gen.hub import dataset_card, dataset_files, push_dataset
-    from leapt.hub import check_publishable, hub_token
 
     folder = Path(args.dataset)
     files = dataset_files(folder)
     card = dataset_card(folder, args.repo_id)
     DatasetCard(card, ignore_metadata_errors=False)
     if args.dry_run:
-        check_publishable(folder, files, hub_token())
-        _show(files, card, args.repo_id, "dataset")
+        _show(folder, files, {"README.md": card}, args.repo_id, "dataset")
         return None
     return push_dataset(folder, args.repo_id, private=args.private, key="")
+
+
+def publish_details(args: PublishArguments) -> str | None:
+    """A `leapt eval` run's traces as a details dataset, built in a temporary folder."""
+    import tempfile
+
+    from huggingface_hub import DatasetCard
+
+    from eval.details import details_card, details_configs, write_details
+    from leapt.hub import upload
+
+    run_dir = Path(args.details)
+    configs = details_configs(run_dir)
+    card = details_card(configs, args.repo_id)
+    DatasetCard(card, ignore_metadata_errors=False)
+    with tempfile.TemporaryDirectory(prefix="leapt-details-") as tmp:
+        folder = Path(tmp)
+        files = write_details(configs, folder)
+        if args.dry_run:
+            _show(folder, files, {"README.md": card}, args.repo_id, "dataset")
+            return None
+        url = upload(
+            folder,
+            args.repo_id,
+            repo_type="dataset",
+            files=files,
+            generated={"README.md": card},
+            replace=("data/*.parquet",),
+            private=args.private,
+            commit_message=f"leapt publish: details of {run_dir.resolve().name}",
+        )
+    print(f"published the traces of {run_dir} to {url}")
+    return url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,12 +368,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         (PublishArguments,),
         argv,
         prog="leapt publish",
-        description="Publish a checkpoint with its `leapt eval` results, or a `leapt generate` "
-        "dataset, to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`).",
+        description="Publish a checkpoint with its `leapt eval` results, a `leapt generate` "
+        "dataset, or a `leapt eval` run's traces (--details), to the Hugging Face Hub (token: "
+        "HF_TOKEN or `hf auth login`).",
         positional="model_dir",
     )
     if args.dataset:
         publish_dataset(args)
+    elif args.details:
+        publish_details(args)
     else:
         publish_model(args)
     return 0

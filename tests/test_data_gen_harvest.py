@@ -118,7 +118,8 @@ def test_dataset_loads_and_segments_rebuild_the_assistant_turn(plain_run, tiny_m
         assert row["problem"] in messages[0]["content"]
         assert any(s["kind"] == "peer" for s in segments)  # the peer filter was on
     card = (plain_run / "README.md").read_text()
-    assert f"**{counts['kept']} rows kept**" in card and str(files[0]) in card
+    assert f"**{counts['kept']} rows kept**" in card
+    assert f"**Source problems:** `{files[0].name}`" in card and str(files[0]) not in card
     # the protocol is recorded, so training trains the tag the data was made with
     from training.dataset import AUTO, recorded_protocol, resolve_summary_open
 

@@ -12,8 +12,10 @@ import logging
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import DatasetCard, ModelCard
+import yaml
+from huggingface_hub import DatasetCard, ModelCard, parse_eval_result_entries
 
 from leapt.cli import main as leapt
 from tests.fake_hub import FakeHub, serve
@@ -30,6 +32,9 @@ MODEL_FILES = {
     "tokenizer.json",
     "tokenizer_config.json",
 }
+
+
+EVAL_RESULTS = ".eval_results/aime24.yaml"
 
 
 def train_argv(model_dir: Path, data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
@@ -93,7 +98,8 @@ def test_dry_run_shows_the_model_files_and_a_card_with_the_measured_results(
     capsys,
 ):
     files, text = dry_run(capsys, str(evaluated), "--repo_id", "me/tiny-leapt")
-    assert set(files) == MODEL_FILES  # not training_args.bin, leapt_training.json, eval/, ...
+    # not training_args.bin, leapt_training.json, eval/, ...; the leaderboard entries beside the card
+    assert set(files) == MODEL_FILES | {EVAL_RESULTS}
     assert not hub.created and not hub.commits
 
     card = ModelCard(text, ignore_metadata_errors=False)
@@ -137,11 +143,20 @@ def test_upload_commits_only_the_allow_list_and_never_shows_the_token(
 
     assert hub.created == [{"type": "model", "repo_id": "me/tiny-leapt", "visibility": "private"}]
     (commit,) = hub.commits
-    assert set(commit["added"]) == MODEL_FILES | {"README.md"}
+    assert set(commit["added"]) == MODEL_FILES | {"README.md", EVAL_RESULTS}
     for name in MODEL_FILES:
         assert commit["added"][name] == (evaluated / name).read_bytes()
     card = ModelCard(commit["added"]["README.md"].decode(), ignore_metadata_errors=False)
     assert len(card.data.eval_results) == 4
+    entries = parse_eval_result_entries(yaml.safe_load(commit["added"][EVAL_RESULTS]))
+    measured = json.loads((evaluated / "eval" / "results.json").read_text())["benchmarks"]
+    methods = measured["aime24"]["methods"]
+    assert [e.value for e in entries] == [
+        round(100 * methods[m]["pass@1"], 2) for m in sorted(methods)
+    ]
+    for entry, method in zip(entries, sorted(methods), strict=True):
+        assert (entry.dataset_id, entry.task_id) == ("HuggingFaceH4/aime_2024", "default")
+        assert f"method {method}, N=2, T=8" in entry.notes
     assert hub.validated  # the card's metadata went through the Hub's YAML check
     assert f"Bearer {TOKEN}" in hub.authorizations
     captured = capsys.readouterr()
@@ -312,3 +327,240 @@ def test_training_pushes_through_trl_with_the_leap_card(
     )
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
+
+
+# -- secrets: everything sent or shown is scanned ------------------------------------------
+
+URL_SECRET = "dsPassw0rdNeverShown"  # a dataset server's password, not the Hub token
+
+
+def edit_record(folder: Path, **changes) -> None:
+    record = json.loads((folder / "leapt_training.json").read_text())
+    (folder / "leapt_training.json").write_text(json.dumps({**record, **changes}))
+
+
+def test_cards_name_the_base_model_and_dataset_never_their_paths_or_credentials(
+    evaluated, tiny_model_dir, tmp_path, capsys
+):
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    dataset_url = f"https://me:{URL_SECRET}@data.example.org/leap/train.jsonl"
+    edit_record(folder, base_model=str(tiny_model_dir), dataset=dataset_url)
+    _, text = dry_run(capsys, str(folder), "--repo_id", "me/named")
+    assert URL_SECRET not in text and str(tiny_model_dir) not in text
+    assert str(tiny_model_dir.parent) not in text and str(tmp_path) not in text
+    assert f"`{tiny_model_dir.name}`" in text
+    assert "https://***@data.example.org/leap/train.jsonl" in text
+    card = ModelCard(text, ignore_metadata_errors=False)
+    assert card.data.base_model is None and card.data.datasets is None  # not Hub repos
+
+    data_dir = tmp_path / "datasets" / "leap-sft"
+    data_dir.mkdir(parents=True)
+    edit_record(folder, dataset=str(data_dir))
+    _, text = dry_run(capsys, str(folder), "--repo_id", "me/named")
+    assert "`leap-sft`" in text and str(data_dir) not in text
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_a_generated_card_holding_the_token_is_refused_before_it_is_shown_or_sent(
+    evaluated, tmp_path, capsys, hub, monkeypatch, dry
+):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    record = json.loads((folder / "leapt_training.json").read_text())
+    edit_record(folder, hyperparameters={**record["hyperparameters"], "run_name": TOKEN})
+    argv = ["publish", str(folder), "--repo_id", "me/leaky", *(["--dry_run", "true"] * dry)]
+    assert leapt(argv) == 2
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err
+    assert "the generated README.md would contain your Hub token" in captured.err
+    assert not hub.created and not hub.commits
+
+
+def test_a_link_leaving_the_folder_is_refused(evaluated, tmp_path, capsys, hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    outside = tmp_path / "elsewhere" / "tokenizer.json"
+    outside.parent.mkdir()
+    (folder / "tokenizer.json").rename(outside)
+    (folder / "tokenizer.json").symlink_to(outside)
+    assert leapt(["publish", str(folder), "--repo_id", "me/linked"]) == 2
+    assert "tokenizer.json is a link to a file outside the folder" in capsys.readouterr().err
+    assert not hub.created and not hub.commits
+
+    inside = folder / "tokenizer.json"  # a link within the folder is fine
+    inside.unlink()
+    (folder / "tok" / "tokenizer.json").parent.mkdir()
+    outside.rename(folder / "tok" / "tokenizer.json")
+    inside.symlink_to(folder / "tok" / "tokenizer.json")
+    assert leapt(["publish", str(folder), "--repo_id", "me/linked"]) == 0
+    (commit,) = hub.commits
+    assert commit["added"]["tokenizer.json"] == (folder / "tok" / "tokenizer.json").read_bytes()
+
+
+def test_a_large_file_is_scanned_in_full_across_block_boundaries(
+    evaluated, tmp_path, capsys, hub, monkeypatch
+):
+    from leapt.hub import SCAN_CHUNK
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    with (folder / "merges.txt").open("wb") as handle:  # 12 MiB, the token across the first block
+        handle.write(b"#" * (SCAN_CHUNK - 7) + TOKEN.encode() + b"#" * (4 * 1024 * 1024))
+    assert (folder / "merges.txt").stat().st_size > 10 * 1024 * 1024
+    assert leapt(["publish", str(folder), "--repo_id", "me/big"]) == 2
+    err = capsys.readouterr().err
+    assert "merges.txt contains your Hub token" in err and TOKEN not in err
+    assert not hub.created
+
+    with (folder / "merges.txt").open("wb") as handle:  # a URL with a password, also cut
+        url = f"https://me:{URL_SECRET}@git.example.org/x"
+        handle.write(b"#" * (SCAN_CHUNK - 12) + url.encode() + b"\n")
+    assert leapt(["publish", str(folder), "--repo_id", "me/big"]) == 2
+    err = capsys.readouterr().err
+    assert "merges.txt contains a URL with a user or password" in err and URL_SECRET not in err
+
+
+@pytest.mark.parametrize(
+    ("secret", "content"),
+    [
+        ("token.json", '{"token": "x"}'),
+        ("hf_token", "x"),
+        ("logs/wandb_token", "x"),
+        (".git/config", f'[remote "origin"]\n\turl = https://me:{URL_SECRET}@hf.co/me/x\n'),
+    ],
+)
+def test_more_credential_files_are_refused(
+    evaluated, tmp_path, capsys, hub, monkeypatch, secret, content
+):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    (folder / secret).parent.mkdir(parents=True, exist_ok=True)
+    (folder / secret).write_text(content)
+    assert leapt(["publish", str(folder), "--repo_id", "me/leaky"]) == 2
+    err = capsys.readouterr().err
+    assert f"{secret} looks like a credential file" in err and URL_SECRET not in err
+    assert not hub.created
+
+
+def test_a_git_config_without_credentials_is_not_a_secret(evaluated, tmp_path, capsys):
+    folder = copy_checkpoint(evaluated, tmp_path / "ckpt")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text('[remote "origin"]\n\turl = https://hf.co/me/x\n')
+    files, _ = dry_run(capsys, str(folder), "--repo_id", "me/clean")
+    assert ".git/config" not in files
+
+
+# -- one upload_folder commit: allow-list sent, stale files deleted --------------------------
+
+
+def test_a_republish_replaces_stale_weights_and_results_and_keeps_the_rest(
+    evaluated, hub, monkeypatch
+):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    hub.repos[("model", "me/again")] = {
+        "model-00001-of-00002.safetensors": b"old",
+        "model-00002-of-00002.safetensors": b"old",
+        ".eval_results/gpqa_diamond.yaml": b"[]",
+        "notes.md": b"written on the Hub",
+        ".gitattributes": b"*.safetensors filter=lfs",
+    }
+    assert leapt(["publish", str(evaluated), "--repo_id", "me/again"]) == 0
+    (commit,) = hub.commits
+    assert sorted(commit["deleted"]) == [
+        ".eval_results/gpqa_diamond.yaml",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    assert set(hub.repos[("model", "me/again")]) == (
+        MODEL_FILES | {"README.md", EVAL_RESULTS, "notes.md", ".gitattributes"}
+    )
+
+
+# -- details: an eval run's traces as a dataset -----------------------------------------------
+
+
+def test_details_publish_one_row_per_path_with_a_card(evaluated, tmp_path, hub, monkeypatch):
+    from inference.trace import read_traces
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    run = evaluated / "eval"
+    argv = ["publish", "--details", str(run), "--repo_id", "me/details-tiny"]
+    assert leapt(argv) == 0
+    assert hub.created == [
+        {"type": "dataset", "repo_id": "me/details-tiny", "visibility": "public"}
+    ]
+    (commit,) = hub.commits
+    files = hub.repos[("dataset", "me/details-tiny")]
+    assert set(files) == {
+        "README.md",
+        "data/aime24_independent.parquet",
+        "data/aime24_leap.parquet",
+    }
+    card = DatasetCard(files["README.md"].decode(), ignore_metadata_errors=False)
+    assert {c["config_name"] for c in card.data.configs} == {"aime24_independent", "aime24_leap"}
+    for method in ("independent", "leap"):
+        path = tmp_path / f"{method}.parquet"
+        path.write_bytes(files[f"data/aime24_{method}.parquet"])
+        rows = pq.read_table(path).to_pylist()
+        traces = read_traces(run / "aime24" / method / "traces.jsonl")
+        assert len(rows) == sum(len(t.paths) for t in traces) == 4  # 2 problems x 2 paths
+        for row in rows:
+            trace = next(t for t in traces if t.id == row["problem_id"])
+            p = trace.paths[row["path_index"]]
+            assert (row["problem"], row["gold"], row["method"]) == (
+                trace.problem,
+                trace.answer,
+                method,
+            )
+            assert (row["text"], row["answer"], row["correct"]) == (
+                p.text(),
+                p.final_answer,
+                p.correct,
+            )
+            settings = json.loads(row["settings"])
+            assert (settings["n"], settings["T"], settings["method"]) == (2, 8, method)
+            assert row["model"] == evaluated.name  # a name, not the local path
+    blob = b"".join(files.values())
+    assert str(evaluated).encode() not in blob and TOKEN.encode() not in blob
+
+
+@pytest.mark.parametrize("content", ["nothing", "results only", "empty traces"])
+def test_details_of_a_folder_without_eval_traces_is_refused_in_one_line(
+    tmp_path, capsys, hub, monkeypatch, content
+):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    run = tmp_path / "run"
+    run.mkdir()
+    if content == "results only":
+        (run / "results.json").write_text("{}")
+    if content == "empty traces":
+        (run / "aime24" / "leap").mkdir(parents=True)
+        (run / "aime24" / "leap" / "traces.jsonl").write_text("")
+    assert leapt(["publish", "--details", str(run), "--repo_id", "me/details-x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no `leapt eval` traces" in err[0] and str(run) in err[0]
+    assert not hub.created and not hub.commits
+
+
+def test_the_dataset_card_names_its_source_and_teacher_never_their_paths(tmp_path, capsys):
+    from data_gen.card import render_card
+
+    folder = shard_dir(tmp_path, "leap-ds", [trace("a", 2)], "0/1", [])
+    stats = json.loads((folder / "stats.json").read_text())
+    teacher = tmp_path / "models" / "SmolLM2-135M-Instruct"
+    source = tmp_path / "problems" / "train.jsonl"
+    stats |= {"teacher": str(teacher), "source": str(source)}
+    (folder / "stats.json").write_text(json.dumps(stats))
+    _, text = dry_run(capsys, "--dataset", str(folder), "--repo_id", "me/leap-ds")
+    assert "**Teacher:** `SmolLM2-135M-Instruct`" in text
+    assert "**Source problems:** `train.jsonl`" in text and str(tmp_path) not in text
+
+    url = f"https://me:{URL_SECRET}@data.example.org/problems.jsonl"
+    card = render_card({**stats, "source": url}, "leap-ds")
+    assert "`https://***@data.example.org/problems.jsonl`" in card and URL_SECRET not in card
+    (folder / "stats.json").write_text(json.dumps({**stats, "source": url}))
+    assert (
+        leapt(["publish", "--dataset", str(folder), "--repo_id", "me/x", "--dry_run", "true"]) == 2
+    )
+    err = capsys.readouterr().err  # stats.json itself is sent: refused
+    assert "stats.json contains a URL with a user or password" in err and URL_SECRET not in err

@@ -136,6 +136,28 @@ def check_offload_optimizer(ds: Mapping[str, Any], source: str) -> None:
     )
 
 
+def check_fsdp_device(uses_fsdp: bool, source: str) -> None:
+    """Refuse an FSDP launch on a machine without an accelerator (GPU, XPU, ...).
+
+    accelerate (checked with 1.16) turns FSDP on only for accelerator device
+    types (``AcceleratorState``: MULTI_GPU, MULTI_XPU, ...); on the CPU it
+    drops the FSDP plugin without a word and trains plain data parallel, so
+    the run would not be the sharded one the config asks for.  ``source``
+    names what asked for FSDP in the message.
+    """
+    if not uses_fsdp:
+        return
+    import torch
+
+    if torch.accelerator.is_available():
+        return
+    raise ConfigError(
+        f"{source} asks for FSDP, which accelerate runs only on GPUs (or other "
+        "accelerators); on this machine it would silently train plain data parallel: use "
+        "ddp or zero2/zero3 here, fsdp on a GPU node"
+    )
+
+
 def check_launch(args, environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """Check the DeepSpeed config this process will use; return it (None without DeepSpeed).
 
@@ -144,6 +166,10 @@ def check_launch(args, environ: Mapping[str, str] | None = None) -> dict[str, An
     ``ACCELERATE_DEEPSPEED_ZERO_STAGE``, ``ACCELERATE_MIXED_PRECISION``).
     """
     env = os.environ if environ is None else environ
+    check_fsdp_device(
+        env.get("ACCELERATE_USE_FSDP", "false").lower() == "true",
+        "this accelerate launch (ACCELERATE_USE_FSDP=true)",
+    )
     world_size = int(env.get("WORLD_SIZE", "1"))
     launched_ds = env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     env_file = env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")

@@ -4,8 +4,8 @@
 open-r1 use) when asked for more than the current process; every rank then
 runs ``python -m training.sft`` with the same arguments and sees that it was
 launched.  ``--accelerate_config`` names a shipped config under
-``configs/accelerate/`` (``ddp``, ``zero2``, ``zero3``, ``zero3_offload``) or
-any accelerate YAML file.  Multi-node jobs keep using ``accelerate launch``
+``configs/accelerate/`` (``ddp``, ``zero2``, ``zero3``, ``zero3_offload``,
+``fsdp``) or any accelerate YAML file.  Multi-node jobs keep using ``accelerate launch``
 per node (slurm/train.sbatch).
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from leapt.config import ConfigError, check_at_least
+from training.launch_check import check_fsdp_device
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class LaunchArguments:
         default=None,
         metadata={
             "help": "accelerate config: a name under configs/accelerate/ (ddp, zero2, zero3, "
-            "zero3_offload) or a YAML file; with --num_processes alone: ddp"
+            "zero3_offload, fsdp) or a YAML file; with --num_processes alone: ddp"
         },
     )
     main_process_port: int | None = field(
@@ -99,6 +100,7 @@ def _deepspeed_file(cfg: dict[str, Any]) -> Path | None:
 def launch_command(launch: LaunchArguments, argv: Sequence[str]) -> list[str]:
     """The ``accelerate launch`` command running ``training.sft`` with ``argv`` on every rank."""
     config, cfg = resolve_accelerate_config(launch.accelerate_config or "ddp")
+    check_fsdp_device(cfg.get("distributed_type") == "FSDP", f"accelerate_config {config}")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
     if launch.num_processes is not None:
         cmd += ["--num_processes", str(launch.num_processes)]

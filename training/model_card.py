@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from leapt.markdown import markdown_table
+from leapt.redact import is_hub_id, public_name
 from training.launch_check import global_batch
 
 CARD_HYPERPARAMETERS = (
@@ -62,10 +62,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def card_hyperparameters(script, args, model, world_size: int) -> dict[str, Any]:
-    """The hyperparameters shown in the card and in leapt_training.json."""
+def card_hyperparameters(
+    script, args, model, world_size: int, distributed: Any = "NO"
+) -> dict[str, Any]:
+    """The hyperparameters shown in the card and in leapt_training.json.
+
+    ``distributed`` is how the ranks shared the work (accelerate's
+    ``DistributedType``: ``NO``, ``MULTI_CPU``, ``MULTI_GPU``, ``DEEPSPEED``, ``FSDP``).
+    """
     values: dict[str, Any] = {name: _plain(getattr(args, name)) for name in CARD_HYPERPARAMETERS}
     values["world_size"] = world_size
+    values["distributed"] = _plain(distributed)
     values["global_batch_size"] = global_batch(args, world_size)
     values["loss_on_segments"] = list(script.loss_on)
     values["overlong"] = script.overlong
@@ -75,8 +82,8 @@ def card_hyperparameters(script, args, model, world_size: int) -> dict[str, Any]
 
 
 def hub_id_or_none(name: str | None) -> str | None:
-    """``name`` when it names a Hub repo, None for a local path (as TRL treats base models)."""
-    return None if not name or Path(name).exists() else name
+    """``name`` when it names a Hub repo, None for a local path or a URL (card metadata links it)."""
+    return name if is_hub_id(name) else None
 
 
 def _table(header: str, rows: Iterable[tuple[str, Any]]) -> list[str]:
@@ -104,7 +111,8 @@ def leap_sections(fields: LeapCardFields, model_ref: str) -> str:
     lines = [
         "## LeaP-T training",
         "",
-        f"{intro} `{fields.base_model}` with supervised fine-tuning on `{fields.dataset}` "
+        f"{intro} `{public_name(fields.base_model)}` with supervised fine-tuning on "
+        f"`{public_name(fields.dataset)}` "
         "(LeaP traces: the loss covers only the text the model wrote, never peer summaries "
         "or engine cues), using `leapt train` (TRL SFTTrainer).",
         "",
@@ -160,6 +168,5 @@ def _true_local_references(text: str, base_model: str, model_ref: str) -> str:
     and ``tests/test_training_sft.py`` then fails on the "None" left in the card.
     """
     if hub_id_or_none(base_model) is None and base_model:
-        name = Path(base_model.rstrip("/")).name or base_model
-        text = text.replace(_TRL_NO_BASE, f"`{name}` (a local checkpoint)")
+        text = text.replace(_TRL_NO_BASE, f"`{public_name(base_model)}` (a local checkpoint)")
     return text.replace(_TRL_NO_REPO, f"model={json.dumps(model_ref)}")

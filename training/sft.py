@@ -24,6 +24,7 @@ from pathlib import Path
 from leapt.config import ConfigError, to_dict
 from leapt.files import atomic_write_text, read_marker
 from leapt.log import main_process_only
+from leapt.redact import redact_values
 from leapt.run_lock import FolderLock
 from leapt.run_manifest import (
     check_manifest,
@@ -155,6 +156,16 @@ def _merge_lora(out_dir: Path, model_args, tokenizer) -> Path:
     return merged_dir
 
 
+def _pushed_files(out_dir: Path) -> list[str]:
+    """The files ``Trainer.push_to_hub`` sends: all but ``_*`` and ``checkpoint-*`` (its ignore list)."""
+    from huggingface_hub.utils import filter_repo_objects
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    names = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    ignored = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]
+    return list(filter_repo_objects(names, ignore_patterns=ignored))
+
+
 def _push(trainer, out_dir: Path, card_kwargs: dict) -> None:
     """Publish the finished folder through TRL's ``push_to_hub`` (its card with our fields).
 
@@ -166,7 +177,8 @@ def _push(trainer, out_dir: Path, card_kwargs: dict) -> None:
 
     repo_id = trainer.args.hub_model_id
     token = hub_token()
-    check_publishable(out_dir, [], token)  # on every rank: none may wait in a gather for rank 0
+    # on every rank: none may wait in a gather for rank 0
+    check_publishable(out_dir, _pushed_files(out_dir), token)
     try:
         trainer.push_to_hub(commit_message="leapt train: final model", **card_kwargs)
     except Exception as exc:  # network, auth and Hub errors alike: the local model is complete
@@ -300,7 +312,11 @@ def _train(script, args, model_args, out_dir: Path, manifest: dict | None, clock
         base_model=model_args.model_name_or_path,
         dataset=script.dataset_name,
         hyperparameters=card_hyperparameters(
-            script, args, model_args, trainer.accelerator.num_processes
+            script,
+            args,
+            model_args,
+            trainer.accelerator.num_processes,
+            trainer.accelerator.distributed_type,
         ),
         data_stats=stats.as_dict(),
         kind="adapter" if model_args.use_peft else "full",
@@ -344,6 +360,7 @@ def _train(script, args, model_args, out_dir: Path, manifest: dict | None, clock
             "log_history": trainer.state.log_history,
             "script_args": to_dict(script),
         }
+        record = redact_values(record)  # a dataset URL's credentials stay in the command line
         atomic_write_text(
             out_dir / FINISHED_MARKER, json.dumps(record, indent=2, default=str) + "\n"
         )

@@ -216,7 +216,9 @@ def load(model_args: ModelArguments, model_path: str) -> OpenAIBackend:
         backend.probe()
     except OpenAIBackendError as exc:
         backend.close()
-        reason = " ".join(str(exc).split())
+        from leapt.redact import redact_urls
+
+        reason = redact_urls(" ".join(str(exc).split()))
         raise ServerUnusableError(f"{reason} (key 'api_base')") from exc
     except Exception:
         backend.close()
