@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -52,8 +53,13 @@ def model_id(client: openai.OpenAI, method: str = "leap") -> str:
     return next(i for i in ids if i.startswith(method + "-") and not i.startswith(method + "_"))
 
 
+def served_traces(server: Server) -> list:
+    path = server.output_dir / "traces.jsonl"
+    return read_traces(path) if path.exists() else []
+
+
 def served_trace(server: Server, trace_id: str):
-    found = [t for t in read_traces(server.output_dir / "traces.jsonl") if t.id == trace_id]
+    found = [t for t in served_traces(server) if t.id == trace_id]
     assert len(found) == 1, f"trace {trace_id} appears {len(found)} times"
     return found[0]
 
@@ -196,7 +202,7 @@ BAD_REQUESTS = [
 def test_a_bad_request_is_refused_naming_the_field_and_nothing_runs(
     server, client, body, status, says
 ):
-    before = (server.output_dir / "traces.jsonl").read_bytes()
+    before = served_traces(server)
     body = {**body, "model": body["model"].replace("LEAP", model_id(client))}
     reply = httpx.post(
         server.url + "/v1/chat/completions",
@@ -207,7 +213,7 @@ def test_a_bad_request_is_refused_naming_the_field_and_nothing_runs(
     assert reply.status_code == status, reply.text
     message = reply.json()["error"]["message"]
     assert says in message and "\n" not in message
-    assert (server.output_dir / "traces.jsonl").read_bytes() == before
+    assert served_traces(server) == before
     assert httpx.get(server.url + "/health").json()["pending"] == 0
 
 
@@ -237,3 +243,41 @@ def test_oversized_bodies_bad_json_and_wrong_keys_are_4xx_and_the_server_keeps_s
         model=model_id(client), messages=[{"role": "user", "content": "Compute 1 + 1."}], n=4
     )
     assert len(ok.choices) == 4
+
+
+def test_lm_eval_local_chat_completions_scores_a_task_through_the_server(server, client, tmp_path):
+    """lm-evaluation-harness, as a user would run it, against the server: it ends with a score."""
+    before = len(served_traces(server))
+    model_args = ",".join(
+        [
+            f"model={model_id(client)}",
+            f"base_url={server.url}/v1/chat/completions",
+            "num_concurrent=4",
+            "max_retries=1",
+            "tokenizer_backend=None",
+            "tokenized_requests=False",
+        ]
+    )
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "lm_eval", "--model", "local-chat-completions",
+            "--model_args", model_args, "--tasks", "leapt_tiny_additions",
+            "--include_path", str(REPO / "tests" / "data" / "lm_eval_task"),
+            "--limit", "4", "--apply_chat_template", "--output_path", str(tmp_path / "lm_eval"),
+        ],
+        cwd=REPO,
+        env=leapt_env(OPENAI_API_KEY=KEY, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    [results_file] = (tmp_path / "lm_eval").rglob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["leapt_tiny_additions"]
+    score = results["exact_match,boxed"]
+    assert 0.0 <= score <= 1.0
+    served = served_traces(server)[before:]
+    assert sorted(t.problem for t in served) == sorted(
+        f"Compute {a} + {b}." for a, b in [(2, 5), (3, 4), (10, 6), (7, 8)]
+    )
+    assert all(len(t.paths) == 4 for t in served)  # n=1 from the harness: four paths, voted
