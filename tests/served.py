@@ -26,6 +26,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output_dir = output_dir
+        self.model = model
         argv = leapt_argv(
             "serve",
             "--model",

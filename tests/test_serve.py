@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import openai
@@ -70,7 +69,7 @@ def test_openai_client_n4_gives_the_paths_leapt_infer_gives(server, client, tmp_
     infer_dir = tmp_path / "infer"
     subprocess.run(
         leapt_argv(
-            "infer", "--model", str(server_model(server)), "--source", str(source),
+            "infer", "--model", str(server.model), "--source", str(source),
             "--output_dir", str(infer_dir), "--seed", "3", *TINY_SETTINGS,
         ),
         cwd=REPO, env=leapt_env(), check=True, capture_output=True,
@@ -111,10 +110,6 @@ def test_openai_client_n4_gives_the_paths_leapt_infer_gives(server, client, tmp_
     assert response.usage.total_tokens == generated + response.usage.prompt_tokens
     log = server.output()
     assert PROBLEM not in log and "<summarize>" not in log and KEY not in log
-
-
-def server_model(server: Server) -> Path:
-    return Path(server.proc.args[server.proc.args.index("--model") + 1])
 
 
 def test_n1_votes_streams_and_the_folder_is_a_run_leapt_view_and_report_read(
