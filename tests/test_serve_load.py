@@ -122,19 +122,26 @@ def test_a_server_killed_mid_load_leaves_an_intact_folder_and_resumes_serving(tm
         restarted.stop()
 
 
-def test_a_client_that_disconnects_cancels_its_paths(tmp_path, model):
+def idle(server: Server) -> None:
+    deadline = time.monotonic() + 60
+    while httpx.get(server.url + "/health").json()["active_problems"]:
+        assert time.monotonic() < deadline, "the abandoned request kept running"
+        time.sleep(0.1)
+
+
+def test_a_client_that_disconnects_or_outlives_the_deadline_cancels_its_paths(tmp_path, model):
     server = Server(
         model, tmp_path / "run", "--backend", "hf", "--n", "4", "--top_k", "2", "--T", "64",
-        "--max_tokens", "100000", "--summary_max_tokens", "8",
+        "--max_tokens", "100000", "--summary_max_tokens", "8", "--timeout_seconds", "4",
     )  # fmt: skip
     try:
         with pytest.raises(httpx.ReadTimeout):
             ask(server, 1, timeout=1.5)
-        deadline = time.monotonic() + 60
-        while httpx.get(server.url + "/health").json()["active_problems"]:
-            assert time.monotonic() < deadline, "the abandoned request kept running"
-            time.sleep(0.1)
+        idle(server)
         assert "went away" in server.output()
+        status, body, _ = ask(server, 2, timeout=120)
+        assert status == 504 and "timeout_seconds" in body["error"]["message"]
+        idle(server)
         assert lines_in(server.output_dir / "traces.jsonl") == 0
     finally:
         server.stop()
