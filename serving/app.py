@@ -130,7 +130,12 @@ class LeapServer:
             if not self.authorized(request):
                 raise RequestError("missing or wrong API key (Authorization: Bearer)", status=401)
             served = parse_request(
-                await self.read_body(request), self.name, self.defaults, self.args.n1, chat
+                await self.read_body(request),
+                self.name,
+                self.defaults,
+                self.args.n1,
+                chat,
+                max_paths=self.args.max_paths,
             )
         except RequestError as exc:
             return error(exc)

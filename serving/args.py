@@ -42,6 +42,9 @@ class ServeArguments:
     max_body_bytes: int = field(
         default=1 << 20, metadata={"help": "largest request body accepted (413 beyond)"}
     )
+    max_paths: int = field(
+        default=64, metadata={"help": "most paths (n) one request may ask for (400 beyond)"}
+    )
     n1: str = field(
         default="voted",
         metadata={
@@ -52,7 +55,7 @@ class ServeArguments:
     )
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "max_pending", "max_body_bytes")
+        check_at_least(self, 1, "max_pending", "max_body_bytes", "max_paths")
         check_at_least(self, 0, "retry_after", "timeout_seconds")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"'port' must be in [0, 65535], got {self.port}")

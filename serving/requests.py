@@ -227,9 +227,17 @@ def _request_names(message: str, origin: dict[str, str]) -> str:
 
 
 def parse_request(
-    body: Any, name: str, defaults: LeapArguments, n1_mode: str, chat: bool = True
+    body: Any,
+    name: str,
+    defaults: LeapArguments,
+    n1_mode: str,
+    chat: bool = True,
+    max_paths: int | None = None,
 ) -> ServedRequest:
-    """Validate a decoded JSON body into a :class:`ServedRequest` (or raise RequestError)."""
+    """Validate a decoded JSON body into a :class:`ServedRequest` (or raise RequestError).
+
+    ``max_paths`` caps the paths one request may ask for (a request's memory grows with them).
+    """
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
     for key in UNSUPPORTED:
@@ -238,6 +246,11 @@ def parse_request(
     method = method_of(body.get("model"), name)
     text = problem_text(body, chat)
     leap_args, voted = leap_settings(body, method, defaults, n1_mode)
+    if max_paths is not None and leap_args.n > max_paths:
+        field = "n" if body.get("n", 1) not in (None, 1) else "leapt.n"
+        raise RequestError(
+            f"'{field}' ({leap_args.n}) exceeds this server's max_paths ({max_paths})", field
+        )
     stop = body.get("stop") or []
     if isinstance(stop, str):
         stop = [stop]

@@ -137,6 +137,15 @@ def test_the_model_name_picks_the_method_and_openai_fields_map_to_the_leap_setti
     assert parse({"model": "leap-tiny", "prompt": "2 + 2?"}, chat=False).problem.problem == "2 + 2?"
 
 
+def test_a_request_may_not_ask_for_more_paths_than_the_server_allows():
+    assert parse_request(chat(n=8), NAME, SETTINGS, "voted", max_paths=8).leap_args.n == 8
+    for body, field in ((chat(n=9), "n"), (chat(leapt={"n": 9}), "leapt.n")):
+        with pytest.raises(
+            RequestError, match=f"'{field}' \\(9\\) exceeds this server's max_paths"
+        ):
+            parse_request(body, NAME, SETTINGS, "voted", max_paths=8)
+
+
 @pytest.mark.parametrize(
     ("body", "field", "says"),
     [
