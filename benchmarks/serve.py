@@ -45,6 +45,13 @@ class ServeBenchArguments:
     max_tokens: int = field(default=64, metadata={"help": "budget per path"})
     summary_max_tokens: int = field(default=16, metadata={"help": "cap per summary"})
     seed: int = field(default=0, metadata={"help": "run seed"})
+    repeats: int = field(
+        default=1,
+        metadata={
+            "help": "rounds of both runs, alternating which goes first (infer-serve, "
+            "serve-infer, ...) so a drift in the machine's load favours neither; totals are summed"
+        },
+    )
     json: bool = field(default=False, metadata={"help": "end with one JSON line"})
 
 
@@ -108,12 +115,10 @@ def run_served(model_dir: str, args: ServeBenchArguments, problems: list, out: P
         seconds = time.perf_counter() - start
     finally:
         server.stop()
-    latencies = sorted(latency for latency, _ in answers)
     return {
         "tokens": sum(tokens for _, tokens in answers),
         "seconds": seconds,
-        "p50": statistics.median(latencies),
-        "p95": latencies[max(0, round(0.95 * len(latencies)) - 1)],
+        "latencies": [latency for latency, _ in answers],
     }
 
 
@@ -139,20 +144,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"T={args.T}, max_tokens={args.max_tokens}",
             flush=True,
         )
-        rows = {
-            "infer": run_offline(model_dir, args, problems, Path(tmp)),
-            "serve": run_served(model_dir, args, problems, Path(tmp)),
-        }
-    for label, row in rows.items():
-        row["tokens_per_s"] = row["tokens"] / row["seconds"]
-        print(
-            f"  {label:<6} {row['tokens']:>7} tokens  {row['seconds']:7.2f} s  "
-            f"{row['tokens_per_s']:8.1f} tokens/s",
-            flush=True,
-        )
+        runs = {"infer": run_offline, "serve": run_served}
+        measured: dict[str, list[dict]] = {"infer": [], "serve": []}
+        for r in range(args.repeats):
+            for label in ("infer", "serve") if r % 2 == 0 else ("serve", "infer"):
+                row = runs[label](model_dir, args, problems, Path(tmp) / f"{label}-{r}")
+                measured[label].append(row)
+                print(
+                    f"  {label:<6} {row['tokens']:>7} tokens  {row['seconds']:7.2f} s  "
+                    f"{row['tokens'] / row['seconds']:8.1f} tokens/s",
+                    flush=True,
+                )
+    rows: dict[str, dict] = {}
+    for label, results in measured.items():
+        total = {k: sum(row[k] for row in results) for k in ("tokens", "seconds")}
+        rows[label] = {**total, "tokens_per_s": total["tokens"] / total["seconds"]}
+    latencies = sorted(x for row in measured["serve"] for x in row["latencies"])
+    rows["serve"]["p50"] = statistics.median(latencies)
+    rows["serve"]["p95"] = latencies[max(0, round(0.95 * len(latencies)) - 1)]
     ratio = rows["serve"]["tokens_per_s"] / rows["infer"]["tokens_per_s"]
     serve = rows["serve"]
-    print(f"  serve / infer tokens/s: {ratio:.3f}")
+    print(f"  serve / infer tokens/s: {ratio:.3f} (totals over {args.repeats} round(s))")
     print(f"  served request latency: p50 {serve['p50']:.2f} s, p95 {serve['p95']:.2f} s")
     result = {
         "rows": rows,
