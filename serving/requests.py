@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from inference.args import EMBEDDED_MODEL, LeapArguments
@@ -84,8 +85,8 @@ def served_name(model: str) -> str:
     """The model's name in ``/v1/models``: a folder's name, a Hub id as is, the embedded one."""
     if model == EMBEDDED_MODEL:
         return model.partition(":")[2]
-    if model.startswith((".", "/", "~")):
-        return model.rstrip("/").rsplit("/", 1)[-1]
+    if model.startswith((".", "/", "~")) or Path(model).expanduser().is_dir():
+        return Path(model).expanduser().resolve().name
     return model
 
 

@@ -111,6 +111,7 @@ def chat(**fields):
 def test_the_model_name_picks_the_method_and_openai_fields_map_to_the_leap_settings():
     assert model_ids("tiny")[:3] == ["independent-tiny", "leap-tiny", "leap_t-tiny"]
     assert served_name("/models/R1-7B/") == "R1-7B" and served_name("org/m") == "org/m"
+    assert served_name("tests") == "tests"  # a relative folder: its name, not its path
     assert parse(chat(model="leap_t-tiny")).leap_args.method == "leap_t"
     request = parse(
         chat(n=5, temperature=0, top_p=0.5, top_k=7, min_p=0.1, seed=9, max_tokens=99)
