@@ -12,6 +12,7 @@ carry their own settings each, which would corrupt that run's metrics.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from inference.trace import Trace, TraceFile
@@ -26,11 +27,16 @@ def check_run_dir(output_dir: str | Path) -> None:
     path = Path(output_dir) / "traces.jsonl"
     if not path.is_file():
         return
-    first = next(iter(TraceFile(path)), None)
-    if first is not None and SERVED_KEY not in first.config:
+    with open(path, encoding="utf-8") as fh:  # read only: a refused folder stays as it was
+        first = next((line for line in fh if line.strip()), None)
+    try:
+        config = json.loads(first)["config"] if first is not None else {SERVED_KEY: True}
+    except (ValueError, KeyError, TypeError):
+        config = {}
+    if SERVED_KEY not in config:
         raise ConfigError(
-            f"{path} holds traces of a '{first.method}' run that was not served; serve into "
-            "another folder (key 'output_dir')"
+            f"{path} holds traces that were not served (a leapt infer, eval or generate run); "
+            "serve into another folder (key 'output_dir')"
         )
 
 

@@ -173,3 +173,16 @@ def test_a_bad_field_is_refused_naming_it(body, field, says):
         parse(body)
     assert refused.value.field == field and refused.value.status == 400
     assert says in str(refused.value)
+
+
+def test_a_folder_of_offline_traces_is_refused_and_left_as_it_was(tmp_path):
+    from leapt.config import ConfigError
+    from serving.runs import ServedRun, check_run_dir
+
+    check_run_dir(tmp_path / "new")  # nothing there yet: fine
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text('{"id": "a", "problem": "p", "answer": "1", "config": {"n": 4}}\n{"id": "b"')
+    before = traces.read_bytes()
+    with pytest.raises(ConfigError, match="not served .*key 'output_dir'"):
+        ServedRun(tmp_path)
+    assert traces.read_bytes() == before
