@@ -574,14 +574,14 @@ def run_problems(
     """Drive one coroutine per problem; each advances as soon as its own requests return.
 
     Every problem's round goes to the backend as one group (see
-    :class:`Scheduler`); whenever groups complete, their problems take their
-    next step and submit again, so no problem waits for another's requests (a
-    ``generate``-only backend still runs all pending groups in one call).  At
-    most ``max_concurrent`` problems are in flight; a finished problem is
-    passed to ``on_done`` immediately and the next waiting one is admitted.
-    Results do not depend on this order: each request carries its own seed.
-    ``on_round(active_problems, requests)`` is called after each batch of
-    completed groups.
+    :class:`~inference.backends.base.Submitter`); whenever groups complete,
+    their problems take their next step and submit again, so no problem waits
+    for another's requests (a ``generate``-only backend still runs all pending
+    groups in one call).  At most ``max_concurrent`` problems are in flight; a
+    finished problem is passed to ``on_done`` immediately and the next waiting
+    one is admitted.  Results do not depend on this order: each request
+    carries its own seed.  ``on_round(active_problems, requests)`` is called
+    after each batch of completed groups.
     """
     scheduler = Scheduler(ctx.backend)
     waiting = deque(problems)
