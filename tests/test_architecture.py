@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("inference", "eval", "data_gen", "training", "leapt", "benchmarks")
+PACKAGES = ("inference", "eval", "data_gen", "training", "leapt", "benchmarks", "serving")
 
 #: package -> the project packages it must not import (README.md, "Layout")
 FORBIDDEN = {
     "inference": ("eval", "data_gen", "training"),
     "eval": ("data_gen", "training"),
+    "serving": ("data_gen", "training"),
 }
 #: what ``training`` may take from the engine side, (module, name) -> why
 TRAINING_ALLOWED = {

@@ -7,13 +7,17 @@ command line because the test node has no GPU and few CPUs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.processes import free_port
 from tests.slurm_cluster import SlurmCluster, job_env, slurm_cluster  # noqa: F401 (fixture)
 
 SLURM_DIR = REPO_ROOT / "slurm"
@@ -25,7 +29,12 @@ pytestmark = pytest.mark.slow
 
 
 #: the scripts' --job-name, which names their logs (logs/%x-%j.out, arrays %x-%A_%a.out)
-JOB_NAMES = {"infer": "leapt-infer", "evaluate": "leapt-eval", "generate": "leapt-generate"}
+JOB_NAMES = {
+    "infer": "leapt-infer",
+    "evaluate": "leapt-eval",
+    "generate": "leapt-generate",
+    "serve": "leapt-serve",
+}
 #: LeaP settings small enough for a CPU node, shared by every stage's config here
 TINY_LEAP = {
     "backend": "hf",
@@ -108,6 +117,50 @@ def test_infer_sbatch_runs_leapt_infer_with_overrides(
     assert (out / "summary.json").is_file()
     for line in (out / "traces.jsonl").read_text().splitlines():
         assert len(json.loads(line)["paths"]) == 2
+
+
+def test_serve_sbatch_serves_openai_requests_until_cancelled(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tiny_model_dir: Path,
+    workdir: Path,
+) -> None:
+    port = free_port()
+    settings = {"model": str(tiny_model_dir), **TINY_LEAP, "output_dir": "outputs/served"}
+    config = write_config(workdir, "serve.yaml", settings)
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "serve.sbatch",
+        config.name,
+        "--port",
+        str(port),
+        options=CPU_NODE,
+        cwd=workdir,
+        env=job_env(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        state = slurm_cluster.states(job)[job]["JobState"]
+        assert state in ("PENDING", "RUNNING"), job_log(workdir, f"leapt-serve-{job}.out")
+        assert time.monotonic() < deadline, "the served job never answered /health"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        time.sleep(0.5)
+    body = {
+        "model": f"leap-{tiny_model_dir.name}",
+        "messages": [{"role": "user", "content": "Compute 2 + 3."}],
+        "n": 2,
+    }
+    reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["choices"]) == 2
+    slurm_cluster.run("scancel", job)
+    assert slurm_cluster.wait(job, timeout=JOB_TIMEOUT)[job]["JobState"] == "CANCELLED"
+    assert read_ids(workdir / "outputs" / "served" / "traces.jsonl") == [
+        reply.json()["leapt"]["trace_id"]
+    ]
+    log = job_log(workdir, f"leapt-serve-{job}.out")
+    assert "leapt serve --config serve.yaml --port" in log and f":{port}/v1" in log
 
 
 def test_failed_stage_fails_the_job_with_the_error_in_its_log(
