@@ -58,6 +58,13 @@ class EvalArguments:
     option_seed: int = field(
         default=0, metadata={"help": "seed of the deterministic multiple-choice option shuffle"}
     )
+    shuffle_options: bool = field(
+        default=True,
+        metadata={
+            "help": "shuffle multiple-choice options with option_seed; false keeps the file's "
+            "order (the report says so)"
+        },
+    )
     report: bool = field(default=True, metadata={"help": "write results.json/.md and plots"})
     seeds: list[int] | None = field(
         default=None,
@@ -118,6 +125,11 @@ def plan_runs(
     return plan
 
 
+def option_settings(eval_args: EvalArguments) -> dict:
+    """How a choice benchmark's options were ordered, recorded in its traces for the report."""
+    return {"option_seed": eval_args.option_seed, "shuffle_options": eval_args.shuffle_options}
+
+
 def run_eval(
     model_args: ModelArguments,
     leap_args: LeapArguments,
@@ -139,6 +151,7 @@ def run_eval(
             local=(eval_args.local_files or {}).get(bench),
             limit=eval_args.limit,
             seed=eval_args.option_seed,
+            shuffle=eval_args.shuffle_options,
         )
         for bench in eval_args.benchmarks
     }
@@ -178,6 +191,7 @@ def run_eval(
                 backend=backend,
                 grade=make_grader(args.task),
                 progress=progress,
+                settings=option_settings(eval_args) if args.task == "choice" else None,
             )
     finally:
         if own_backend:
