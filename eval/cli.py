@@ -65,6 +65,14 @@ class EvalArguments:
             "order (the report says so)"
         },
     )
+    grading_scope: str = field(
+        default="path",
+        metadata={
+            "help": "what is graded: path (the path's own text), after_think (only after the "
+            "think-end tag, as lighteval), lighteval (math-verify's own extraction) or authors "
+            "(the LeaP code's grader); the report adds every scope's Pass@1"
+        },
+    )
     report: bool = field(default=True, metadata={"help": "write results.json/.md and plots"})
     seeds: list[int] | None = field(
         default=None,
@@ -76,7 +84,9 @@ class EvalArguments:
 
     def __post_init__(self) -> None:
         from eval.benchmarks import check_local_files, get_benchmark
+        from eval.grading import GRADING_SCOPES
 
+        check_choice("grading_scope", self.grading_scope, GRADING_SCOPES, what="grading scope")
         for name in self.benchmarks:
             get_benchmark(name)
         for method in self.methods:
@@ -125,9 +135,13 @@ def plan_runs(
     return plan
 
 
-def option_settings(eval_args: EvalArguments) -> dict:
-    """How a choice benchmark's options were ordered, recorded in its traces for the report."""
-    return {"option_seed": eval_args.option_seed, "shuffle_options": eval_args.shuffle_options}
+def recorded_settings(eval_args: EvalArguments, task: str) -> dict:
+    """Eval settings recorded in each trace for the report: grading scope, option order."""
+    settings: dict = {"grading_scope": eval_args.grading_scope}
+    if task == "choice":
+        settings |= {"option_seed": eval_args.option_seed}
+        settings |= {"shuffle_options": eval_args.shuffle_options}
+    return settings
 
 
 def run_eval(
@@ -191,7 +205,7 @@ def run_eval(
                 backend=backend,
                 grade=make_grader(args.task),
                 progress=progress,
-                settings=option_settings(eval_args) if args.task == "choice" else None,
+                settings=recorded_settings(eval_args, args.task),
             )
     finally:
         if own_backend:
@@ -202,7 +216,7 @@ def run_eval(
         return None
     from eval.report import RESULTS_MD, write_report
 
-    results = write_report([root], root)
+    results = write_report([root], root, grading_scope=eval_args.grading_scope)
     if progress:
         print((root / RESULTS_MD).read_text())
     return results
