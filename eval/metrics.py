@@ -14,8 +14,13 @@ have a gold answer):
   its vote count divided by the mean generated tokens of its paths, so short
   agreeing solutions weigh more; ties as for Cons@N.
 * **pass@k** - the unbiased estimator 1 - C(n-c, k) / C(n, k), computed as a
-  product so it never overflows.
+  product so it never overflows.  It is unbiased only for independent samples:
+  the paths of LeaP and every other method but ``independent`` read each other,
+  so for them the same formula describes the N paths but estimates nothing
+  (``pass@k_iid`` false in ``results.json``, ``*`` in ``results.md``).
 * **95% CI** - percentile bootstrap over problems (seeded, 1000 resamples).
+* **Standard error** (``*_stderr``) - sample std of the per-problem values
+  divided by sqrt(problems), as lighteval prints beside its scores.
 * **Tokens** - generated tokens per path (everything the model wrote, summaries
   included), the same without summary tokens, and per problem (all N paths).
 * **Compute-matched accuracy** - to compare a peer method with independent
