@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from leapt.chat import use_chat_template
 from leapt.config import ConfigError, to_dict
 from leapt.log import main_process_only
 from leapt.wall_time import StageClock
@@ -55,7 +56,7 @@ def _resume_checkpoint(args, auto_resume: bool) -> str | None:
     return None if last is None else str(last)
 
 
-def _load_tokenizer(model_args, args):
+def _load_tokenizer(model_args, args, chat_template: str | None = None):
     from transformers import AutoTokenizer
 
     try:
@@ -68,6 +69,7 @@ def _load_tokenizer(model_args, args):
         raise ConfigError(
             f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: {exc}"
         ) from exc
+    use_chat_template(tokenizer, chat_template)  # the one inference renders prompts with
     if tokenizer.chat_template is None:
         raise ConfigError(f"the tokenizer of {model_args.model_name_or_path} has no chat template")
     if tokenizer.pad_token is None:
@@ -86,6 +88,7 @@ def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str |
         loss_on=script.loss_on,
         train_on_eos=script.train_on_eos,
         summary_open=summary_open,
+        system_prompt=script.system_prompt,
     )
     logger.info(
         f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated "
@@ -194,7 +197,7 @@ def build_trainer(script, args, model_args):
     logger.info(
         f"training the summary tag {summary_open!r}" if summary_open else "no summary tag trained"
     )
-    tokenizer = _load_tokenizer(model_args, args)
+    tokenizer = _load_tokenizer(model_args, args, script.chat_template)
     prepared = [
         _prepare_split(script, args, tokenizer, r, s, summary_open)
         for r, s in zip(raw, splits, strict=True)
