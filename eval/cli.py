@@ -144,6 +144,21 @@ def recorded_settings(eval_args: EvalArguments, task: str) -> dict:
     return settings
 
 
+def check_option_order(traces, settings: dict) -> None:
+    """Refuse to resume a choice run whose finished problems showed options in another order.
+
+    (The grading scope may change between runs: the report regrades.)
+    """
+    first = next(iter(traces), None)
+    recorded = first.config if first is not None else {}
+    for key in ("option_seed", "shuffle_options"):
+        if key in recorded and key in settings and recorded[key] != settings[key]:
+            raise ConfigError(
+                f"{traces.path} holds traces made with {key}={recorded[key]!r}, not "
+                f"{settings[key]!r} (key '{key}'); use another 'output_dir' or the old value"
+            )
+
+
 def run_eval(
     model_args: ModelArguments,
     leap_args: LeapArguments,
@@ -176,6 +191,7 @@ def run_eval(
     root = Path(eval_args.output_dir)
     for out, bench, args in plan:  # every run is checked before any generates
         check_resume_settings(TraceFile(out / "traces.jsonl"), args)
+        check_option_order(TraceFile(out / "traces.jsonl"), recorded_settings(eval_args, args.task))
         check_context_fits(model_args, args, problems[bench])
     pending = any(
         {p.id for p in problems[bench]} - TraceFile(out / "traces.jsonl").done_ids()

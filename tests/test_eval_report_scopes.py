@@ -6,9 +6,11 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from eval.grading import GRADING_SCOPES
 from eval.report import RESULTS_JSON, RESULTS_MD, write_report
+from leapt.config import ConfigError
 from tests.test_grading_scopes import EXPECTED, load_outputs
 
 
@@ -103,19 +105,23 @@ def test_eval_records_scope_and_option_order(tmp_path, tiny_model_dir):
     path = tmp_path / "gpqa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "eval"
-    run_eval(
-        ModelArguments(model=str(tiny_model_dir), dtype="float32"),
-        LeapArguments(n=2, max_tokens=4, forced_answer_tokens=2, T=4, top_k=1),
-        EvalArguments(
-            benchmarks=["gpqa_diamond"],
-            methods=["independent"],
-            output_dir=str(out),
-            local_files={"gpqa_diamond": str(path)},
-            shuffle_options=False,
-            grading_scope="after_think",
-        ),
-        progress=False,
-    )
+
+    def run(shuffle: bool, scope: str) -> None:
+        run_eval(
+            ModelArguments(model=str(tiny_model_dir), dtype="float32"),
+            LeapArguments(n=2, max_tokens=4, forced_answer_tokens=2, T=4, top_k=1),
+            EvalArguments(
+                benchmarks=["gpqa_diamond"],
+                methods=["independent"],
+                output_dir=str(out),
+                local_files={"gpqa_diamond": str(path)},
+                shuffle_options=shuffle,
+                grading_scope=scope,
+            ),
+            progress=False,
+        )
+
+    run(False, "after_think")
     traces = read_traces(out / "gpqa_diamond" / "independent" / "traces.jsonl")
     assert [t.options for t in traces] == [r["options"] for r in rows]  # the file's order
     assert {t.answer for t in traces} == {"A"}
@@ -128,3 +134,8 @@ def test_eval_records_scope_and_option_order(tmp_path, tiny_model_dir):
     md = (out / RESULTS_MD).read_text()
     assert "Graded with `grading_scope`: after_think" in md
     assert "file's order (`shuffle_options: false`), not shuffled: gpqa_diamond / independent" in md
+    # rerun: another scope only regrades; another option order is refused
+    run(False, "authors")
+    assert "Graded with `grading_scope`: authors" in (out / RESULTS_MD).read_text()
+    with pytest.raises(ConfigError, match="shuffle_options=False"):
+        run(True, "path")
