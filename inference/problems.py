@@ -198,7 +198,8 @@ def _row_options(row: dict[str, Any], name: str | list, where: str) -> list[str]
         raw = row[name]
         if isinstance(raw, dict):
             keys = list(raw)
-            if all(str(k).strip().upper() in OPTION_LETTERS for k in keys) and keys:
+            letters = [str(k).strip().upper() for k in keys]
+            if keys and all(len(x) == 1 and x in OPTION_LETTERS for x in letters):
                 keys = sorted(keys, key=lambda k: str(k).strip().upper())
             raw = [raw[k] for k in keys]
         elif not isinstance(raw, list | tuple):
