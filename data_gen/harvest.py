@@ -39,6 +39,7 @@ from inference.problems import load_problems
 from inference.protocol import Protocol, load_protocol
 from inference.summaries import Tags
 from inference.trace import Segment, Trace, TraceFile
+from leapt.chat import use_chat_template
 from leapt.config import ConfigError, to_dict
 from leapt.redact import redact_urls, redact_values
 from leapt.wall_time import StageClock
@@ -98,8 +99,16 @@ class RowPrompt:
     learns the protocol only when it is explained.
     """
 
-    def __init__(self, protocol: Protocol, tokenizer: Any, task: str, plain: bool):
+    def __init__(
+        self,
+        protocol: Protocol,
+        tokenizer: Any,
+        task: str,
+        plain: bool,
+        system_prompt: str | None = None,
+    ):
         self.protocol, self.tokenizer, self.task, self.plain = protocol, tokenizer, task, plain
+        self.system_prompt = system_prompt
 
     def row(self, trace: Trace, index: int, source: str) -> dict:
         announced = bool((trace.config.get("protocol_switches") or {}).get("announce", False))
@@ -114,12 +123,14 @@ class RowPrompt:
         if self.plain and announced:
             announced = False
             segments = [Segment("prompt", self.render(trace, False)), *segments[len(expected) :]]
-        content = self.protocol.user_message(trace.problem, trace.options, self.task, announced)
-        return to_row(trace, index, [{"role": "user", "content": content}], source, segments)
+        messages = self.protocol.prompt_messages(
+            trace.problem, trace.options, self.task, announced, self.system_prompt
+        )
+        return to_row(trace, index, messages, source, segments)
 
     def render(self, trace: Trace, announced: bool) -> str:
         return self.protocol.build_prompt(
-            self.tokenizer, trace.problem, trace.options, self.task, announced
+            self.tokenizer, trace.problem, trace.options, self.task, announced, self.system_prompt
         )
 
 
@@ -169,6 +180,7 @@ def harvest(
     with open_runs(model_args, [spec], lock_dir=raw_dir, backend=backend) as session:
         backend = session.backend
         tokenizer = backend.tokenizer if backend is not None else load_tokenizer(model_args)
+        use_chat_template(tokenizer, leap_args.chat_template)  # as the engine renders prompts
         count_tokens = token_counter(tokenizer)
         pending = bool(session.pending[raw_dir])
         if pending:
@@ -186,7 +198,13 @@ def harvest(
 
         traces = [t for t in TraceFile(spec.traces_path) if t.id in wanted]
         result = filter_traces(traces, settings, count_tokens)
-        prompt = RowPrompt(protocol, tokenizer, leap_args.task, plain=args.sft_prompt == "plain")
+        prompt = RowPrompt(
+            protocol,
+            tokenizer,
+            leap_args.task,
+            plain=args.sft_prompt == "plain",
+            system_prompt=leap_args.system_prompt,
+        )
         source = redact_urls(args.source)  # rows and stats are sent to the Hub: no credentials
         rows = [prompt.row(t, i, source) for t, i in result.kept]
         teacher = traces[0].model if traces else model_args.model

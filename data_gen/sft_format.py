@@ -3,8 +3,8 @@
 Two views of the same example, because trainers need both:
 
 - ``messages``: the conversation as the chat template expects it: the
-  user message holding the problem prompt the engine rendered (the engine
-  builds no system message) and one assistant message holding the whole generated turn,
+  system message of ``system_prompt`` (if one was set), the user message
+  holding the problem prompt the engine rendered, and one assistant message holding the whole generated turn,
   peer blocks and cues included, exactly as the teacher saw it.
 - ``segments``: the same text split by author.  ``segments[0]`` is the
   rendered prompt (chat scaffolding included) and ``"".join(segments[1:])``

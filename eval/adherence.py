@@ -129,8 +129,9 @@ def _ratio(rows: Sequence[dict], num: str, den: str) -> float:
 
 
 def _ratio_ci(rows: Sequence[dict], num: str, den: str, seed: int, resamples: int = 1000):
+    """95% bootstrap interval over problems of a ratio over paths, and its bootstrap std error."""
     if not rows or not sum(r[den] for r in rows):
-        return (math.nan, math.nan)
+        return (math.nan, math.nan, math.nan)
     nums = np.array([r[num] for r in rows], dtype=float)
     dens = np.array([r[den] for r in rows], dtype=float)
     idx = np.random.default_rng(seed).integers(0, len(rows), size=(resamples, len(rows)))
@@ -138,7 +139,7 @@ def _ratio_ci(rows: Sequence[dict], num: str, den: str, seed: int, resamples: in
         ratios = nums[idx].sum(axis=1) / dens[idx].sum(axis=1)
     ratios = ratios[~np.isnan(ratios)]
     low, high = np.percentile(ratios, [2.5, 97.5])
-    return (float(low), float(high))
+    return (float(low), float(high), float(np.std(ratios, ddof=1)))
 
 
 def adherence_rows(traces: Sequence[Trace]) -> list[dict]:
@@ -163,7 +164,9 @@ def adherence_from_rows(rows: Sequence[dict], seed: int = 0) -> dict:
     out: dict = {"counts": {k: sum(row[k] for row in rows) for k in dict.fromkeys(keys)}}
     for rate, (num, den) in _COUNTS.items():
         out[rate] = r(_ratio(rows, num, den))
-        out[f"{rate}_ci"] = [r(x) for x in _ratio_ci(rows, num, den, seed)]
+        low, high, stderr = _ratio_ci(rows, num, den, seed)
+        out[f"{rate}_ci"] = [r(low), r(high)]
+        out[f"{rate}_stderr"] = r(stderr)
     return out
 
 

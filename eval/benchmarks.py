@@ -3,14 +3,14 @@
 Every entry can be replaced by a local json/jsonl/parquet file (``local=``;
 the ``local_files`` mapping of ``leapt eval`` and ``leapt generate``), read by the
 same ``inference.problems.load_problems`` as ``leapt infer``; a local file uses the
-canonical columns ``problem``, ``answer`` and optionally ``id`` and ``options``.
+canonical columns ``problem``, ``answer`` and optionally ``id`` and ``options``
+(the shapes a choice file may take: ``inference.problems``).
 
-Multiple choice (GPQA Diamond): options are shuffled deterministically per
-problem and seed (:func:`eval.grading.shuffle_options`), and the problem's
-``answer`` becomes the gold *letter*.  Where the correct option is found:
-a letter ``answer`` with options already in place is kept as is; an
-``answer`` equal to one of the options marks that option; otherwise the first
-option is the correct one (GPQA's "Correct Answer" column comes first).
+Multiple choice (GPQA Diamond): wherever the file put the gold option (a
+letter, an index, its text; none: the first), the options are shuffled
+deterministically per problem and seed (:func:`eval.grading.shuffle_options`)
+unless ``shuffle_options`` is false, and the problem's ``answer`` is the gold
+*letter* of the order shown.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.grading import choice_letter, shuffle_options
+from inference.answers import OPTION_LETTERS
 from inference.args import DataArguments
-from inference.problems import Problem, load_problems
+from inference.problems import Problem, load_problems, read_rows
 from leapt.config import ConfigError, check_choice
 
 
@@ -35,10 +36,9 @@ class Benchmark:
     source: str | None
     split: str = "train"
     subset: str | None = None
-    #: Hub column names mapped onto problem/answer/id (as for ``leapt infer --columns``)
-    columns: dict[str, str] = field(default_factory=dict)
-    #: choice benchmarks stored one option per column: the correct one first
-    option_columns: tuple[str, ...] = ()
+    #: Hub column names mapped onto problem/answer/id/options (as for ``leapt infer
+    #: --columns``); ``options`` may list one column per option (GPQA: the correct one first)
+    columns: dict[str, str | list[str]] = field(default_factory=dict)
     note: str = ""
     #: seed and count of a ``synthetic`` source (its problems are made, not downloaded)
     problem_seed: int = 0
@@ -64,6 +64,14 @@ BENCHMARKS: dict[str, Benchmark] = {
             note="AIME 2025 I+II",
         ),
         Benchmark(
+            "math500",
+            "math",
+            "HuggingFaceH4/MATH-500",
+            split="test",
+            columns={"problem": "problem", "answer": "answer", "id": "unique_id"},
+            note="500 MATH test problems (the subset of Lightman et al.), as R1-style reports quote",
+        ),
+        Benchmark(
             "aimo25",
             "math",
             None,
@@ -75,13 +83,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             "choice",
             "Idavidrein/gpqa",
             subset="gpqa_diamond",
-            columns={"problem": "Question", "id": "Record ID"},
-            option_columns=(
-                "Correct Answer",
-                "Incorrect Answer 1",
-                "Incorrect Answer 2",
-                "Incorrect Answer 3",
-            ),
+            columns={
+                "problem": "Question",
+                "id": "Record ID",
+                "options": [
+                    "Correct Answer",
+                    "Incorrect Answer 1",
+                    "Incorrect Answer 2",
+                    "Incorrect Answer 3",
+                ],
+            },
             note="gated: accept the terms on the Hub and set HF_TOKEN",
         ),
         Benchmark(
@@ -145,17 +156,26 @@ def _require_local_file(name: str, path: str) -> None:
 
 
 def load_benchmark(
-    name: str, local: str | None = None, limit: int | None = None, seed: int = 0
+    name: str,
+    local: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    shuffle: bool = True,
 ) -> list[Problem]:
-    """Problems of benchmark ``name`` from the Hub, or from the local file ``local``."""
+    """Problems of benchmark ``name`` from the Hub, or from the local file ``local``.
+
+    Choice problems have their options shuffled with ``seed`` unless ``shuffle``
+    is False (then they keep the file's order).
+    """
     bench = get_benchmark(name)
     if local is not None:
         _require_local_file(name, local)
-        problems = load_problems(DataArguments(source=str(local), limit=limit), columns_key=None)
+        problems = load_problems(
+            DataArguments(source=str(local), limit=limit, columns=_local_columns(bench, local)),
+            columns_key=None,
+        )
     elif bench.source is None:
         raise ConfigError(f"benchmark '{name}' has no Hub source: {bench.note} (key 'local_files')")
-    elif bench.option_columns:
-        problems = _hub_choice_problems(bench, limit)
     else:
         problems = load_problems(
             DataArguments(
@@ -170,52 +190,32 @@ def load_benchmark(
             seed=bench.problem_seed,
         )
     if bench.task == "choice":
-        problems = [_with_shuffled_options(p, seed, name) for p in problems]
+        problems = [_placed_options(p, seed, name, shuffle) for p in problems]
     return problems
 
 
-def _hub_choice_problems(bench: Benchmark, limit: int | None) -> list[Problem]:
-    """Rows of a Hub dataset that stores one option per column, options gathered in order.
+def _local_columns(bench: Benchmark, local: str) -> dict:
+    """The Hub copy's column mapping for a file exported from it, else the canonical names.
 
-    ``load_problems`` maps one ``options`` column holding a list; GPQA spreads
-    its options over four columns, so they are gathered here.
+    A file that has the Hub's problem column (e.g. GPQA's ``Question``) and no
+    ``problem`` column is read as the Hub copy is.
     """
-    from datasets import load_dataset
-
-    try:
-        rows = load_dataset(bench.source, bench.subset, split=bench.split)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(
-            f"cannot load benchmark '{bench.name}' ({bench.source}): {first}"
-        ) from exc
-    wanted = [bench.columns["problem"], *bench.option_columns]
-    missing = [c for c in wanted if c not in rows.column_names]
-    if missing:
-        raise ConfigError(f"column '{missing[0]}' missing in {bench.source} ({bench.subset})")
-    id_col = bench.columns.get("id")
-    problems = []
-    for i, row in enumerate(rows):
-        if limit is not None and i >= limit:
-            break
-        problems.append(
-            Problem(
-                id=str(row[id_col]) if id_col and row.get(id_col) else f"{bench.name}-{i}",
-                problem=str(row[bench.columns["problem"]]).strip(),
-                answer=None,
-                options=[str(row[c]).strip() for c in bench.option_columns],
-            )
-        )
-    return problems
+    hub_problem = bench.columns.get("problem")
+    if not hub_problem or hub_problem == "problem":
+        return {}
+    rows = read_rows(DataArguments(source=str(local)))
+    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    return dict(bench.columns) if hub_problem in first and "problem" not in first else {}
 
 
-def _with_shuffled_options(problem: Problem, seed: int, name: str) -> Problem:
-    """The problem with options in their seeded order and the gold letter as ``answer``."""
+def _placed_options(problem: Problem, seed: int, name: str, shuffle: bool) -> Problem:
+    """The problem with options in their seeded order (or the file's) and the gold letter."""
     if not problem.options:
         raise ConfigError(f"problem '{problem.id}' of '{name}' has no options (column 'options')")
-    if problem.answer is not None and choice_letter(problem.answer) is not None:
-        return problem  # options already placed, gold letter given
-    options = list(problem.options)
-    correct = options.index(problem.answer) if problem.answer in options else 0
-    shuffled, letter = shuffle_options(options, key=problem.id, seed=seed, correct_index=correct)
+    if not shuffle:
+        return problem
+    gold = OPTION_LETTERS.index(choice_letter(problem.answer) or "A")
+    shuffled, letter = shuffle_options(
+        problem.options, key=problem.id, seed=seed, correct_index=gold
+    )
     return dataclasses.replace(problem, options=shuffled, answer=letter)

@@ -58,6 +58,21 @@ class EvalArguments:
     option_seed: int = field(
         default=0, metadata={"help": "seed of the deterministic multiple-choice option shuffle"}
     )
+    shuffle_options: bool = field(
+        default=True,
+        metadata={
+            "help": "shuffle multiple-choice options with option_seed; false keeps the file's "
+            "order (the report says so)"
+        },
+    )
+    grading_scope: str = field(
+        default="path",
+        metadata={
+            "help": "what is graded: path (the path's own text), after_think (only after the "
+            "think-end tag, as lighteval), lighteval (math-verify's own extraction) or authors "
+            "(the LeaP code's grader); the report adds every scope's Pass@1"
+        },
+    )
     report: bool = field(default=True, metadata={"help": "write results.json/.md and plots"})
     seeds: list[int] | None = field(
         default=None,
@@ -69,7 +84,9 @@ class EvalArguments:
 
     def __post_init__(self) -> None:
         from eval.benchmarks import check_local_files, get_benchmark
+        from eval.grading import GRADING_SCOPES
 
+        check_choice("grading_scope", self.grading_scope, GRADING_SCOPES, what="grading scope")
         for name in self.benchmarks:
             get_benchmark(name)
         for method in self.methods:
@@ -119,6 +136,23 @@ def plan_runs(
     return plan
 
 
+def option_order(eval_args: EvalArguments, task: str) -> dict:
+    """What fixes the order a choice problem's options are shown in: recorded in each run
+    folder's manifest, so a rerun with another order is refused (its finished paths saw
+    letters that now name other options)."""
+    if task != "choice":
+        return {}
+    return {"option_seed": eval_args.option_seed, "shuffle_options": eval_args.shuffle_options}
+
+
+def recorded_settings(eval_args: EvalArguments, task: str) -> dict:
+    """Eval settings recorded in each trace for the report: grading scope, option order.
+
+    (The grading scope may change between runs: the report regrades.)
+    """
+    return {"grading_scope": eval_args.grading_scope, **option_order(eval_args, task)}
+
+
 def run_eval(
     model_args: ModelArguments,
     leap_args: LeapArguments,
@@ -141,13 +175,20 @@ def run_eval(
             local=(eval_args.local_files or {}).get(bench),
             limit=eval_args.limit,
             seed=eval_args.option_seed,
+            shuffle=eval_args.shuffle_options,
         )
         for bench in eval_args.benchmarks
     }
     root = Path(eval_args.output_dir)
     local = eval_args.local_files or {}
     specs = [
-        RunSpec(out, args, problems[bench], local.get(bench) or BENCHMARKS[bench].source or bench)
+        RunSpec(
+            out,
+            args,
+            problems[bench],
+            local.get(bench) or BENCHMARKS[bench].source or bench,
+            extra=option_order(eval_args, args.task),
+        )
         for out, bench, args in plan
     ]
     # every run is checked before any generates; the model loads once, not at all when done
@@ -162,14 +203,19 @@ def run_eval(
                     len(spec.problems),
                     args.n,
                 )
-            session.run(spec, grade=make_grader(args.task), progress=progress)
+            session.run(
+                spec,
+                grade=make_grader(args.task),
+                progress=progress,
+                settings=recorded_settings(eval_args, args.task),
+            )
         if session.any_pending:  # a rerun over finished runs only rewrites the report
             clock.record(root)
         if not eval_args.report:
             return None
         from eval.report import RESULTS_MD, write_report
 
-        results = write_report([root], root)
+        results = write_report([root], root, grading_scope=eval_args.grading_scope)
     if progress:
         print((root / RESULTS_MD).read_text())
     return results

@@ -48,6 +48,7 @@ def _summary(metrics: dict) -> dict:
     for key in ACCURACY_KEYS:
         out[key] = metrics[key]
         out[f"{key}_ci"] = metrics[f"{key}_ci"]
+        out[f"{key}_stderr"] = metrics.get(f"{key}_stderr")
         if "seeds" in metrics:
             out[f"{key}_seeds"] = metrics["seeds"][key]
     out["tokens_per_path"] = metrics["tokens_per_path"]
@@ -87,14 +88,17 @@ def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
 def _value(row: dict | None, key: str) -> str:
     if row is None:
         return "-"
-    return percent_cell(row[key], row.get(f"{key}_seeds"), row[f"{key}_ci"])
+    return percent_cell(
+        row[key], row.get(f"{key}_seeds"), row[f"{key}_ci"], row.get(f"{key}_stderr")
+    )
 
 
 def _rate(row: dict | None, rate: str) -> str:
     if row is None:
         return "-"
     a = row["adherence"]
-    return percent_cell(a[rate], (row.get("adherence_seeds") or {}).get(rate), a[f"{rate}_ci"])
+    seeds = (row.get("adherence_seeds") or {}).get(rate)
+    return percent_cell(a[rate], seeds, a[f"{rate}_ci"], a.get(f"{rate}_stderr"))
 
 
 def render_comparison(doc: dict) -> str:

@@ -15,6 +15,20 @@ crash.
 Multiple choice: problems carry their options already shuffled and the gold
 *letter* as ``answer`` (see :func:`shuffle_options`, used by the benchmark
 loader), so grading a choice is a letter comparison.
+
+Grading scope (``grading_scope``): which text of a path is graded, and how.
+
+- ``path`` (default): the path's own text (no first prompt, no peer blocks), last
+  ``\boxed{}``, math-verify equivalence.
+- ``after_think``: the same, on the part after the last think-end tag only
+  (lighteval drops the reasoning section before grading); a path that never
+  closed its thinking is graded whole, as lighteval keeps an unclosed section.
+- ``lighteval``: the after-think text through math-verify's own extraction
+  (``parse`` with its expression and LaTeX configs, rightmost match first), as
+  lighteval's math metrics do; choices as in ``after_think``.
+- ``authors``: the LeaP authors' grader (:mod:`eval.authors_grader`): prompt,
+  every chunk and the peers' blocks, last ``\boxed{}`` anywhere, last number
+  as fallback, lenient matching.
 """
 
 from __future__ import annotations
@@ -29,12 +43,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from inference.answers import OPTION_LETTERS, answer_text, extract_answer
+from leapt.config import check_choice
 
 if TYPE_CHECKING:
     from inference.problems import Problem
-    from inference.trace import Trace
+    from inference.trace import PathRecord, Trace
 
 TASKS = ("math", "choice")
+GRADING_SCOPES = ("path", "after_think", "lighteval", "authors")
 #: seconds allowed for parsing + comparing one (prediction, gold) pair
 DEFAULT_TIMEOUT = 5
 
@@ -131,15 +147,29 @@ def task_of(trace: Trace) -> str:
     return "choice" if trace.options else "math"
 
 
-def grade_trace(trace: Trace, task: str | None = None, *, overwrite: bool = False) -> Trace:
+def grade_trace(
+    trace: Trace,
+    task: str | None = None,
+    *,
+    overwrite: bool = False,
+    scope: str = "path",
+    think_end: str = "</think>",
+) -> Trace:
     """Fill ``final_answer`` and ``correct`` on every path of ``trace`` (in place; returned).
 
     A path that already has a verdict keeps it unless ``overwrite``: traces
     graded at inference time stay exactly as recorded, so reports made from
     them later are reproducible.  A problem without a gold answer gets
-    ``correct = None`` (ungradable, excluded from accuracy).
+    ``correct = None`` (ungradable, excluded from accuracy).  Another ``scope``
+    than ``path`` regrades every path with it (:func:`scoped_grade`).
     """
     task = task or task_of(trace)
+    if scope != "path":
+        for path in trace.paths:
+            path.final_answer, path.correct = scoped_grade(
+                path, trace.answer, task, scope, think_end
+            )
+        return trace
     for path in trace.paths:
         if path.correct is not None and not overwrite:
             continue
@@ -162,6 +192,62 @@ def make_grader(task: str) -> Callable[[Problem, str | None], bool | None]:
         return grade_answer(final_answer, problem.answer, task)
 
     return grade
+
+
+def _after_think(text: str, think_end: str) -> str:
+    """The text after the last ``think_end`` (all of it when thinking was never closed)."""
+    return text.rsplit(think_end, 1)[-1] if think_end and think_end in text else text
+
+
+def _lighteval_math(
+    text: str, gold: str, timeout: int = DEFAULT_TIMEOUT
+) -> tuple[str | None, bool]:
+    """math-verify's own extraction of ``text`` (rightmost match first) checked against ``gold``."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    config = [ExprExtractionConfig(), LatexExtractionConfig()]
+    found: list = []
+
+    def run(limit: int | None) -> bool:
+        pred = parse(text, config, "first_match", "first_match", parsing_timeout=limit)
+        found.extend(pred)
+        gold_parsed = parse(f"${gold}$", config, parsing_timeout=limit)
+        return bool(pred and gold_parsed and verify(gold_parsed, pred, timeout_seconds=limit))
+
+    if threading.current_thread() is threading.main_thread():
+        try:
+            ok = run(timeout)
+        except Exception:  # noqa: BLE001 - math-verify raising means "not equal"
+            ok = False
+    else:
+        ok = _with_watchdog(lambda: run(None), timeout)
+    answer = str(found[-1]) if found else None
+    return answer, ok
+
+
+def scoped_grade(
+    path: PathRecord, gold: str | None, task: str, scope: str, think_end: str = "</think>"
+) -> tuple[str | None, bool | None]:
+    """(answer, verdict) of one path under ``grading_scope`` ``scope`` (see the module doc).
+
+    ``None`` as the verdict when there is no gold answer.
+    """
+    from eval import authors_grader
+
+    check_choice("grading_scope", scope, GRADING_SCOPES, what="grading scope")
+    if scope == "authors":
+        if gold is None:
+            return authors_grader.extract(path.text(), ""), None
+        return authors_grader.grade(path.text(), str(gold))
+    text = answer_text(path)
+    if scope != "path":
+        text = _after_think(text, think_end)
+    if scope == "lighteval" and task == "math":
+        if gold is None:
+            return None, None
+        return _lighteval_math(text, str(gold))
+    answer = extract_answer(text, task)
+    return answer, None if gold is None else grade_answer(answer, gold, task)
 
 
 def shuffle_options(

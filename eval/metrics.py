@@ -14,8 +14,13 @@ have a gold answer):
   its vote count divided by the mean generated tokens of its paths, so short
   agreeing solutions weigh more; ties as for Cons@N.
 * **pass@k** - the unbiased estimator 1 - C(n-c, k) / C(n, k), computed as a
-  product so it never overflows.
+  product so it never overflows.  It is unbiased only for independent samples:
+  the paths of LeaP and every other method but ``independent`` read each other,
+  so for them the same formula describes the N paths but estimates nothing
+  (``pass@k_iid`` false in ``results.json``, ``*`` in ``results.md``).
 * **95% CI** - percentile bootstrap over problems (seeded, 1000 resamples).
+* **Standard error** (``*_stderr``) - sample std of the per-problem values
+  divided by sqrt(problems), as lighteval prints beside its scores.
 * **Tokens** - generated tokens per path (everything the model wrote, summaries
   included), the same without summary tokens, and per problem (all N paths).
 * **Compute-matched accuracy** - to compare a peer method with independent
@@ -116,6 +121,14 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of ``values``: sample std / sqrt(n), as lighteval prints it."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        return math.nan
+    return float(np.std(data, ddof=1) / math.sqrt(data.size))
+
+
 def _voted_correct(trace: Trace, vote: Vote) -> bool:
     return vote.index is not None and trace.paths[vote.index].correct is True
 
@@ -172,8 +185,10 @@ def method_metrics(traces: Sequence[Trace], task: str, seed: int = 0) -> dict:
         "n": n_paths,
         "pass@1": _r(_mean(pass1)),
         "pass@1_ci": [_r(x) for x in bootstrap_ci(pass1, seed)],
+        "pass@1_stderr": _r(standard_error(pass1)),
         "cons@n": _r(_mean(cons)),
         "cons@n_ci": [_r(x) for x in bootstrap_ci(cons, seed)],
+        "cons@n_stderr": _r(standard_error(cons)),
         "cons@n_ties": sum(s["cons_tie"] for s in gradable),
         "shortest_majority": _r(_mean(short)),
         "pass@k": pass_k,
@@ -226,6 +241,7 @@ def compute_matched(
         "problems": len(rows),
         "accuracy": _r(_mean(correct)),
         "accuracy_ci": [_r(x) for x in bootstrap_ci(correct, seed)],
+        "accuracy_stderr": _r(standard_error(correct)),
         "mean_paths_used": _r(_mean(used)),
         "budget_tokens_per_problem": _r(_mean([budgets[t.id] for t in rows])),
         "budget_exceeds_samples": exceeded,
@@ -311,5 +327,7 @@ def combine_seeds(per_seed: dict[int, dict], seed: int = 0) -> dict:
     cons = [_mean([float(r["cons_correct"]) for r in rows]) for rows in common]
     out["pass@1_ci"] = [_r(x) for x in bootstrap_ci(pass1, seed)]
     out["cons@n_ci"] = [_r(x) for x in bootstrap_ci(cons, seed)]
+    out["pass@1_stderr"] = _r(standard_error(pass1))
+    out["cons@n_stderr"] = _r(standard_error(cons))
     out["seeds"] = summary
     return out

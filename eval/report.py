@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.adherence import RATES, adherence_from_rows, adherence_rows
-from eval.grading import grade_trace, task_of
+from eval.adherence import RATES, adherence_from_rows, adherence_rows, protocol_of
+from eval.grading import GRADING_SCOPES, grade_trace, scoped_grade, task_of
 from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
 from inference.methods import REGISTRY
 from inference.trace import Trace, read_traces
@@ -111,20 +111,77 @@ def _curve_sizes(n: int) -> list[int]:
     return sizes + [n] if n else []
 
 
-def build_results(runs: Iterable[Run]) -> dict:
-    """The ``results.json`` document: metrics per benchmark and method, plus comparisons."""
+def recorded_scope(traces: Sequence[Trace]) -> str:
+    """The grading scope a run was evaluated with (``leapt eval`` records it), else ``path``."""
+    scope = (traces[0].config or {}).get("grading_scope", "path") if traces else "path"
+    return scope if scope in GRADING_SCOPES else "path"
+
+
+def _graded(traces: Sequence[Trace], scope: str) -> list[Trace]:
+    """The traces graded under ``scope``: recorded verdicts for ``path``, regraded otherwise."""
+    if scope == "path":
+        return [grade_trace(t) for t in traces]
+    return [grade_trace(t, scope=scope, think_end=protocol_of(t).think_end) for t in traces]
+
+
+def scope_comparison(traces: Sequence[Trace], task: str, chosen: str) -> dict:
+    """Pass@1 under every grading scope, and the paths where ``authors`` and ``chosen`` differ.
+
+    ``traces`` are graded under ``chosen``; the other scopes are computed aside,
+    leaving them as they are.
+    """
+    verdicts: dict[str, list[list[bool]]] = {s: [] for s in GRADING_SCOPES}
+    for trace in sorted(traces, key=lambda t: t.id):
+        if trace.answer is None or not trace.paths:
+            continue
+        think_end = protocol_of(trace).think_end
+        for scope in GRADING_SCOPES:
+            verdicts[scope].append(
+                [p.correct is True for p in trace.paths]
+                if scope == chosen
+                else [
+                    scoped_grade(p, trace.answer, task, scope, think_end)[1] is True
+                    for p in trace.paths
+                ]
+            )
+    pass1 = {
+        s: round(sum(sum(v) / len(v) for v in rows) / len(rows), 6) if rows else None
+        for s, rows in verdicts.items()
+    }
+    differ = sum(
+        a != b
+        for mine, theirs in zip(verdicts[chosen], verdicts["authors"], strict=True)
+        for a, b in zip(mine, theirs, strict=True)
+    )
+    return {
+        "chosen": chosen,
+        "pass@1": pass1,
+        "authors_disagree_paths": differ,
+        "paths": sum(len(v) for v in verdicts[chosen]),
+    }
+
+
+def build_results(runs: Iterable[Run], grading_scope: str | None = None) -> dict:
+    """The ``results.json`` document: metrics per benchmark and method, plus comparisons.
+
+    ``grading_scope`` grades every run (default: the scope each run recorded).
+    """
     benchmarks: dict[str, dict] = {}
     for run in runs:
+        scope = grading_scope or recorded_scope(run.traces)
         if run.seeds:
-            metrics, traces = _seeded_metrics(run)
+            metrics, traces = _seeded_metrics(run, scope)
             task = metrics["task"]
         else:
-            traces = [grade_trace(t) for t in run.traces]
+            traces = _graded(run.traces, scope)
             task = task_of(traces[0])
             metrics = method_metrics(traces, task, seed=_seed(traces))
             metrics["adherence"] = adherence_from_rows(adherence_rows(traces), _seed(traces))
         first = traces[0]
         metrics["task"] = task
+        metrics["grading_scope"] = scope_comparison(traces, task, scope)
+        # LeaP paths read each other's summaries: pass@k's formula assumes independent paths
+        metrics["pass@k_iid"] = run.method.split(" ")[0] == BASELINE
         metrics["model"] = first.model
         metrics["config"] = first.config
         if run.method.split(" ")[0] == BASELINE:
@@ -149,13 +206,13 @@ def build_results(runs: Iterable[Run]) -> dict:
     }
 
 
-def _seeded_metrics(run: Run) -> tuple[dict, list[Trace]]:
+def _seeded_metrics(run: Run, scope: str = "path") -> tuple[dict, list[Trace]]:
     """Metrics of a multi-seed run (:func:`combine_seeds`), adherence pooled over seeds.
 
     Returns the metrics and the lowest seed's graded traces, which the vote
     curve and the compute-matched comparison use.
     """
-    graded = {s: [grade_trace(t) for t in traces] for s, traces in sorted(run.seeds.items())}
+    graded = {s: _graded(traces, scope) for s, traces in sorted(run.seeds.items())}
     lowest = graded[min(graded)]
     task = task_of(lowest[0])
     metrics = combine_seeds({s: method_metrics(t, task, seed=s) for s, t in graded.items()})
@@ -185,10 +242,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _ci(pair: Sequence[float | None]) -> str:
+def _ci(pair: Sequence[float | None], stderr: float | None = None) -> str:
+    """`` [low, high]`` in percent, and ``±stderr`` (percentage points) when known."""
     if not pair or pair[0] is None:
         return ""
-    return f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+    se = f" ±{100 * stderr:.1f}" if stderr is not None else ""
+    return f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]{se}"
 
 
 def _tokens(value: float | None) -> str:
@@ -196,14 +255,20 @@ def _tokens(value: float | None) -> str:
 
 
 def percent_cell(
-    value: float | None, spread: dict | None = None, ci: Sequence[float | None] | None = None
+    value: float | None,
+    spread: dict | None = None,
+    ci: Sequence[float | None] | None = None,
+    stderr: float | None = None,
 ) -> str:
-    """A rate in percent, or ``mean ± std`` when several seeds spread it, then its interval."""
+    """A rate in percent, or ``mean ± std`` when several seeds spread it, then its interval.
+
+    ``stderr`` (the standard error over problems) follows the interval as ``±se``.
+    """
     if spread and spread.get("std") is not None:
         text = f"{_pct(spread['mean'])} ± {100 * spread['std']:.2f}"
     else:
         text = _pct(value)
-    return text + (_ci(ci) if ci is not None else "")
+    return text + (_ci(ci, stderr) if ci is not None else "")
 
 
 def _with_std(m: dict, key: str) -> str:
@@ -223,7 +288,9 @@ def _adherence_cell(m: dict) -> str:
         return "-"
 
     def rate(key: str) -> str:
-        return percent_cell(a[key], m.get("seeds", {}).get(key), a[f"{key}_ci"])
+        return percent_cell(
+            a[key], m.get("seeds", {}).get(key), a[f"{key}_ci"], a.get(f"{key}_stderr")
+        )
 
     return (
         f"{rate('summary_closed_rate')} ; {rate('self_open_rate')} ; "
@@ -265,7 +332,8 @@ def render_markdown(results: dict) -> str:
         return markdown_table(["method", *benchmarks], rows)
 
     def intervals(m: dict) -> str:
-        return f"{_ci(m['pass@1_ci'])} ;{_ci(m['cons@n_ci'])}".strip()
+        pass1 = _ci(m["pass@1_ci"], m.get("pass@1_stderr"))
+        return f"{pass1} ;{_ci(m['cons@n_ci'], m.get('cons@n_stderr'))}".strip()
 
     def tokens(m: dict) -> str:
         return (
@@ -279,18 +347,74 @@ def render_markdown(results: dict) -> str:
             f"shortest-maj {_pct(m['shortest_majority'])}; "
             f"ties {m['cons@n_ties']}/{m['graded_problems']}; "
             + ", ".join(
-                f"pass@{k} {_pct(v)}"
+                f"pass@{k}{'' if m.get('pass@k_iid', True) else '*'} {_pct(v)}"
                 for k, v in sorted(m["pass@k"].items(), key=lambda kv: int(kv[0]))
             )
         )
 
+    def scopes(m: dict) -> str:
+        g = m.get("grading_scope")
+        if not g:
+            return "-"
+        cells = " ; ".join(
+            f"{'**' if s == g['chosen'] else ''}{_pct(g['pass@1'][s])}"
+            f"{'**' if s == g['chosen'] else ''}"
+            for s in GRADING_SCOPES
+        )
+        return f"{cells} (authors differ on {g['authors_disagree_paths']}/{g['paths']} paths)"
+
+    chosen = sorted(
+        {
+            m["grading_scope"]["chosen"]
+            for b in benchmarks
+            for m in results["benchmarks"][b]["methods"].values()
+            if "grading_scope" in m
+        }
+    )
+    file_order = sorted(
+        f"{b} / {method}"
+        for b in benchmarks
+        for method, m in results["benchmarks"][b]["methods"].items()
+        if m["config"].get("shuffle_options") is False
+    )
+    if chosen:
+        lines += [f"Graded with `grading_scope`: {', '.join(chosen)} (eval/grading.py).", ""]
+    if file_order:
+        lines += [
+            "Options shown in the file's order (`shuffle_options: false`), not shuffled: "
+            + ", ".join(file_order)
+            + ".",
+            "",
+        ]
     lines += ["## Pass@1 / Cons@N (%; several seeds: mean ± std over seeds)", ""]
     lines += table(_accuracy_cell)
-    lines += ["", "## 95% bootstrap intervals over problems: Pass@1 ; Cons@N", ""]
+    lines += [
+        "",
+        "## 95% bootstrap intervals over problems ±standard error: Pass@1 ; Cons@N",
+        "",
+    ]
     lines += table(intervals)
     lines += ["", "## Generated tokens per path (without summaries) and per problem", ""]
     lines += table(tokens)
     lines += ["", "## Other views", "", *table(other_views)]
+    if any(
+        not m.get("pass@k_iid", True)
+        for b in benchmarks
+        for m in results["benchmarks"][b]["methods"].values()
+    ):
+        lines += [
+            "",
+            "\\* pass@k of a method whose paths read each other's summaries: the unbiased "
+            "estimator assumes independent samples, and LeaP paths are correlated, so this "
+            "pass@k is not that estimator (read it as a description of these N paths).",
+        ]
+    lines += [
+        "",
+        "## Pass@1 (%) by grading scope: " + " ; ".join(GRADING_SCOPES) + " (bold: the one "
+        "graded with; paths where the authors' grader and it disagree)",
+        "",
+        *table(scopes),
+    ]
     lines += [
         "",
         "## Protocol adherence (%): summaries closed by the model ; paths opening a summary "
@@ -312,7 +436,7 @@ def render_markdown(results: dict) -> str:
                 b,
                 method,
                 _pct(results["benchmarks"][b]["methods"][method]["cons@n"]),
-                f"{_pct(c['accuracy'])}{_ci(c['accuracy_ci'])}",
+                f"{_pct(c['accuracy'])}{_ci(c['accuracy_ci'], c.get('accuracy_stderr'))}",
                 c["mean_paths_used"],
                 _tokens(c["budget_tokens_per_problem"]),
                 f"{c['budget_exceeds_samples']}/{c['problems']}",
@@ -331,7 +455,9 @@ def render_markdown(results: dict) -> str:
         "vote over extracted answers (ties -> earliest answer; tie count shown). Tokens count "
         "everything the model generated, summaries included (in parentheses: without "
         "summaries). Adherence: ratios over all paths, 95% bootstrap over problems in "
-        "brackets; definitions in eval/adherence.py. Definitions: eval/metrics.py.",
+        "brackets; definitions in eval/adherence.py. ±: standard error over problems (sample "
+        "std / sqrt(problems), as lighteval prints it; for adherence ratios the bootstrap's "
+        "std). Definitions: eval/metrics.py.",
         "",
     ]
     return "\n".join(lines)
@@ -433,14 +559,19 @@ def viewer_links(runs: Sequence[Run], out_dir: Path) -> str:
     return "\n".join(["## Trace viewer (open in a browser)", "", *links, ""])
 
 
-def write_report(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
-    """Rebuild results.json, results.md and the plots in ``out_dir`` from the traces in ``dirs``."""
+def write_report(
+    dirs: Sequence[str | Path], out_dir: str | Path, grading_scope: str | None = None
+) -> dict:
+    """Rebuild results.json, results.md and the plots in ``out_dir`` from the traces in ``dirs``.
+
+    ``grading_scope`` overrides the scope the runs recorded (:func:`build_results`).
+    """
     runs = discover_runs(dirs)
     if not runs:
         raise FileNotFoundError(
             f"no traces.jsonl with traces under {', '.join(str(d) for d in dirs)}"
         )
-    results = build_results(runs)
+    results = build_results(runs, grading_scope)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / RESULTS_JSON, dumps_results(results))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leapt.config import ConfigError, check_output_dir, parse_config
+from leapt.config import ConfigError, check_choice, check_output_dir, parse_config
 
 DESCRIPTION = (
     "Rebuild results.json, results.md and the plots from the traces.jsonl files of one or more "
@@ -38,7 +38,19 @@ class ReportArguments:
         },
     )
 
+    grading_scope: str | None = field(
+        default=None,
+        metadata={
+            "help": "grade with this scope (path, after_think, lighteval, authors) instead of "
+            "the one each run recorded"
+        },
+    )
+
     def __post_init__(self) -> None:
+        from eval.grading import GRADING_SCOPES
+
+        if self.grading_scope is not None:
+            check_choice("grading_scope", self.grading_scope, GRADING_SCOPES, what="grading scope")
         if self.compare is not None:
             if self.dirs:
                 raise ConfigError("give either DIRs or --compare LABEL=DIR ..., not both")
@@ -78,7 +90,7 @@ def report(args: ReportArguments) -> None:
             write_comparison(labelled, out)
             print(f"compared {', '.join(lb for lb, _ in labelled)} -> {out}/{RESULTS_MD}")
             return
-        results = write_report(args.dirs, out)
+        results = write_report(args.dirs, out, grading_scope=args.grading_scope)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
     count = sum(len(b["methods"]) for b in results["benchmarks"].values())

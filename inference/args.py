@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from inference.methods import REGISTRY
 from inference.routing import ROUTER_NAMES
+from leapt.chat import read_chat_template
 from leapt.config import (
     ConfigError,
     check_at_least,
@@ -183,6 +184,20 @@ class LeapArguments:
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
     )
+    chat_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "chat template replacing the tokenizer's: Jinja text or a .jinja file "
+            "(give the same one to leapt train)"
+        },
+    )
+    system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "system message before the user turn (default: none; generate records it "
+            "in each row, leapt train renders it the same way)"
+        },
+    )
     moa_layers: int = field(
         default=2,
         metadata={
@@ -218,6 +233,7 @@ class LeapArguments:
         check_choice("task", self.task, ("math", "choice"))
         if self.protocol is not None and not Path(self.protocol).is_file():
             raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")
+        read_chat_template(self.chat_template)
 
 
 @dataclass

@@ -69,7 +69,7 @@ def context_need(
         key=len,
         default="",
     )
-    prompt = _tokens(longest) + TEMPLATE_TOKENS
+    prompt = _tokens(longest + (a.system_prompt or "")) + TEMPLATE_TOKENS
     peers = (a.n - 1) if a.router == "all" else min(a.top_k, a.n - 1)
     engine_text = (
         max(map(len, protocol.summary_triggers))

@@ -39,6 +39,7 @@ from inference.problems import Problem
 from inference.protocol import Protocol
 from inference.routing import route
 from inference.trace import Finish, PathRecord, RoutingRecord, Segment, SegmentKind, Trace
+from leapt.chat import use_chat_template
 
 #: a method's per-problem coroutine: yields requests, receives results, returns the trace
 ProblemRun = Generator[list[GenerationRequest], list[GenerationResult], Trace]
@@ -101,6 +102,7 @@ class EngineContext:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        use_chat_template(self.tokenizer, self.leap_args.chat_template)
         #: whether the model writes a thinking section closed by the think-end tag
         self.thinking = self.protocol.model_thinks(self.tokenizer)
         #: whether the first turn carries the protocol preamble and the assistant pre-fill
@@ -155,7 +157,12 @@ class EngineContext:
         of the assistant turn, and never trained on).
         """
         prompt = self.protocol.build_prompt(
-            self.tokenizer, problem.problem, problem.options, self.leap_args.task, self.announce
+            self.tokenizer,
+            problem.problem,
+            problem.options,
+            self.leap_args.task,
+            self.announce,
+            self.leap_args.system_prompt,
         )
         prefill = self.protocol.assistant_prefill(self.announce)
         ids = self.encode(prompt) + (self.encode(prefill) if prefill else [])

@@ -9,20 +9,32 @@ any model is loaded.
 from __future__ import annotations
 
 import json
+import logging
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.answers import OPTION_LETTERS
 from inference.args import DataArguments
 from leapt.config import ConfigError
 
 FIELDS = ("problem", "answer", "options", "id")
+#: a label the file put in front of an option's text ("A) ", "(B) ", "C. "), removed on load
+_LABEL_RE = re.compile(r"^\(?([A-Ja-j])[).:]\s+")
+_GOLD_LETTER_RE = re.compile(r"^\(?([A-Ja-j])\)?[.:)]?$")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Problem:
-    """One question; ``options`` only for multiple-choice tasks."""
+    """One question; ``options`` only for multiple-choice tasks.
+
+    A multiple-choice problem's ``answer`` is the gold *letter* of ``options``
+    in their current order (see :func:`choice_gold`).
+    """
 
     id: str
     problem: str
@@ -91,8 +103,10 @@ def load_problems(
             f"unknown built-in problem set '{source}' (key 'source'; use builtin:easy)"
         )
     else:
-        rows = _read_rows(data_args)
+        rows = read_rows(data_args)
         problems = _to_problems(rows, data_args.columns or {}, source, columns_key)
+        if Path(source).is_file():
+            warn_fixed_gold(problems, source)
     if data_args.limit is not None:
         problems = problems[: data_args.limit]
     if not problems:
@@ -104,10 +118,11 @@ def load_problems(
     return problems
 
 
-def _read_rows(data_args: DataArguments) -> list[dict[str, Any]]:
+def read_rows(data_args: DataArguments) -> list[dict[str, Any]]:
+    """The records of a local file, or of a Hub dataset (or a local folder laid out like one)."""
     path = Path(data_args.source)
     suffix = path.suffix.lower()
-    if suffix in (".json", ".jsonl", ".parquet") or path.exists():
+    if suffix in (".json", ".jsonl", ".parquet") or path.is_file():
         try:
             if suffix == ".parquet":
                 import pyarrow.parquet as pq
@@ -142,7 +157,7 @@ def _hub_rows(data_args: DataArguments) -> list[dict[str, Any]]:
 
 
 def _to_problems(
-    rows: list[dict[str, Any]], columns: dict[str, str], source: str, columns_key: str | None
+    rows: list[dict[str, Any]], columns: dict, source: str, columns_key: str | None
 ) -> list[Problem]:
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
@@ -152,24 +167,114 @@ def _to_problems(
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise ConfigError(f"record {i} of {source} is not an object")
-        for required in ("problem", "answer"):
-            if names[required] not in row:
+        options = _row_options(row, names["options"], f"record {i} of {source}")
+        required = ("problem",) if options is not None else ("problem", "answer")
+        for name in required:
+            if names[name] not in row:
                 fix = (
-                    f"map it with --{columns_key} {required}=NAME"
+                    f"map it with --{columns_key} {name}=NAME"
                     if columns_key
-                    else f"the file needs a '{required}' field in every record"
+                    else f"the file needs a '{name}' field in every record"
                 )
-                raise ConfigError(
-                    f"column '{names[required]}' missing in {source} (record {i}); {fix}"
-                )
-        options = row.get(names["options"])
-        answer = row[names["answer"]]
+                raise ConfigError(f"column '{names[name]}' missing in {source} (record {i}); {fix}")
+        answer = row.get(names["answer"])
+        ident = row.get(names["id"])
+        if options is not None:
+            answer = choice_gold(answer, options, f"record {i} of {source}")
         problems.append(
             Problem(
-                id=str(row.get(names["id"], i)),
-                problem=str(row[names["problem"]]),
-                answer=None if answer is None else str(answer),
-                options=[str(o) for o in options] if options is not None else None,
+                id=str(i if ident is None or ident == "" else ident),
+                problem=str(row[names["problem"]]).strip(),
+                answer=None if answer is None else str(answer).strip(),
+                options=options,
             )
         )
     return problems
+
+
+def _row_options(row: dict[str, Any], name: str | list, where: str) -> list[str] | None:
+    """A record's options as a list of texts, from any shape multiple-choice exports use.
+
+    ``name`` is the ``options`` column (a list, or a mapping ``{"A": text, ...}``) or a
+    list of columns, one option each (``columns: {options: [Correct Answer, ...]}``);
+    without either, columns named ``A``, ``B``, ... hold one option each.  Labels the
+    file wrote in front of every option (``A) ``, ``(B) ``) are removed: the prompt
+    letters the options itself, in the order it shows them.
+    """
+    if isinstance(name, list | tuple):
+        missing = [c for c in name if c not in row]
+        if missing:
+            raise ConfigError(f"column '{missing[0]}' missing in {where} (key 'columns')")
+        raw = [row[c] for c in name]
+    elif name in row and row[name] is not None:
+        raw = row[name]
+        if isinstance(raw, dict):
+            keys = list(raw)
+            letters = [str(k).strip().upper() for k in keys]
+            if keys and all(len(x) == 1 and x in OPTION_LETTERS for x in letters):
+                keys = sorted(keys, key=lambda k: str(k).strip().upper())
+            raw = [raw[k] for k in keys]
+        elif not isinstance(raw, list | tuple):
+            raise ConfigError(f"column '{name}' of {where} must hold a list or a mapping")
+    else:
+        raw = []
+        for letter in OPTION_LETTERS:
+            if letter not in row:
+                break
+            raw.append(row[letter])
+        if not raw:
+            return None
+    if len(raw) > len(OPTION_LETTERS):
+        raise ConfigError(f"{where} has {len(raw)} options; at most {len(OPTION_LETTERS)}")
+    texts = [str(o).strip() for o in raw]
+    labels = [_LABEL_RE.match(t) for t in texts]
+    if len(texts) > 1 and all(
+        m and m.group(1).upper() == OPTION_LETTERS[i] for i, m in enumerate(labels)
+    ):
+        texts = [t[m.end() :].strip() for t, m in zip(texts, labels, strict=True)]
+    return texts
+
+
+def choice_gold(gold: Any, options: list[str], where: str) -> str:
+    """The gold letter of ``options`` (in their given order) from any way a file states it.
+
+    The option's text, a letter (``C``, ``(c)``) or a 0-based integer index; no gold at
+    all means the first option (GPQA lists its correct answer first).  The text is tried
+    before the letter, so an option that is itself ``"A"`` is found by text.
+    """
+    if gold is None or (isinstance(gold, str) and not gold.strip()):
+        return OPTION_LETTERS[0]
+    if isinstance(gold, int) and not isinstance(gold, bool):
+        if 0 <= gold < len(options):
+            return OPTION_LETTERS[gold]
+        raise ConfigError(f"gold index {gold} of {where} is out of range (column 'answer')")
+    text = str(gold).strip()
+    label = _LABEL_RE.match(text + " ")
+    for candidate in (text, text[label.end() :].strip() if label else None):
+        if candidate and candidate in options:
+            return OPTION_LETTERS[options.index(candidate)]
+    letter = _GOLD_LETTER_RE.match(text)
+    if letter and OPTION_LETTERS.index(letter.group(1).upper()) < len(options):
+        return letter.group(1).upper()
+    raise ConfigError(
+        f"gold {text!r} of {where} is none of its {len(options)} options, an option "
+        "letter or a 0-based index (column 'answer')"
+    )
+
+
+def warn_fixed_gold(problems: list[Problem], source: str) -> None:
+    """Warn when a choice file puts the gold option in the same place for every problem.
+
+    Exports often list the correct option first; shown in that order, a model that
+    always picks A scores 100%.
+    """
+    golds = {p.answer for p in problems if p.options}
+    if len(problems) > 1 and len(golds) == 1 and all(p.options for p in problems):
+        logger.warning(
+            "every problem of %s has its gold option at position %s: shown in the file's "
+            "order, always picking %s would score 100%% (leapt eval shuffles options with "
+            "'option_seed' unless 'shuffle_options' is false)",
+            source,
+            next(iter(golds)),
+            next(iter(golds)),
+        )

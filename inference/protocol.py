@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.answers import OPTION_LETTERS
+from leapt.chat import with_system_prompt
 from leapt.config import ConfigError, load_yaml
 
 DEFAULT_PROTOCOL_FILE = Path(__file__).with_name("protocol.yaml")
@@ -85,22 +86,35 @@ class Protocol:
         options: list[str] | None,
         task: str,
         announce: bool = False,
+        system_prompt: str | None = None,
     ) -> str:
         """The chat-templated prompt text, ending where the assistant starts writing.
 
         With ``announce`` the user turn explains the two tags; the assistant's
         pre-filled first words are :meth:`assistant_prefill`, kept apart so the
-        prompt still re-renders from the user message alone.
+        prompt still re-renders from the user message alone.  ``system_prompt``
+        leads as a system message (:func:`leapt.chat.with_system_prompt`).
         """
-        content = self.user_message(problem, options, task, announce)
-        messages = [{"role": "user", "content": content}]
+        messages = self.prompt_messages(problem, options, task, announce, system_prompt)
         if getattr(tokenizer, "chat_template", None):
             prompt = tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
             )
         else:
-            prompt = content + "\n\n"
+            prompt = "".join(m["content"] + "\n\n" for m in messages)
         return prompt
+
+    def prompt_messages(
+        self,
+        problem: str,
+        options: list[str] | None,
+        task: str,
+        announce: bool = False,
+        system_prompt: str | None = None,
+    ) -> list[dict]:
+        """The messages :meth:`build_prompt` renders: system prompt (if any), then the user turn."""
+        content = self.user_message(problem, options, task, announce)
+        return with_system_prompt([{"role": "user", "content": content}], system_prompt)
 
     def assistant_prefill(self, announce: bool) -> str:
         """The engine-written first words of the assistant turn ('' unless announcing)."""

@@ -45,12 +45,15 @@ def run_inference(
     progress: bool = True,
     concurrent_problems: int | None = None,
     on_trace: Callable[[Trace], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``leap_args.method`` on every problem not yet in ``output_dir``; return the summary.
 
     ``concurrent_problems`` bounds the problems in flight (default: enough to fill a batch).
     ``on_trace`` sees each newly finished (graded) trace right after it is written,
     e.g. for ``leapt generate``'s running kept/dropped counts.
+    ``settings`` are recorded in every trace's ``config`` beside the method's
+    (e.g. ``leapt eval``'s option order, which the report states).
     """
     from inference.answers import answer_text, extract_answer
     from inference.engine import EngineContext, method_runner, run_problems
@@ -74,7 +77,7 @@ def run_inference(
         backend = load_backend(model_args)
     try:
         if todo:
-            config = {**to_dict(leap_args), "backend": model_args.backend}
+            config = {**to_dict(leap_args), "backend": model_args.backend, **(settings or {})}
             ctx = EngineContext(backend, protocol, leap_args, config)
             bars = _Progress(len(problems), len(problems) - len(todo), progress)
 

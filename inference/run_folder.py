@@ -222,8 +222,11 @@ class RunSession:
         progress: bool = True,
         concurrent_problems: int | None = None,
         on_trace: Callable[[Trace], None] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Run ``spec``'s pending problems into its folder; return (and write) its summary."""
+        """Run ``spec``'s pending problems into its folder; return (and write) its summary.
+
+        ``settings`` are recorded in every new trace's config (see :func:`run_inference`)."""
         return run_inference(
             self.model_args,
             spec.leap_args,
@@ -234,6 +237,7 @@ class RunSession:
             progress=progress,
             concurrent_problems=concurrent_problems,
             on_trace=on_trace,
+            settings=settings,
         )
 
 

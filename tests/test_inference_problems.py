@@ -11,8 +11,8 @@ from inference.problems import load_problems, synthetic_problems
 from leapt.config import ConfigError
 
 ROWS = [
-    {"question": "1 + 1?", "solution": 2, "qid": "a", "choices": ["1", "2", "3", "4"]},
-    {"question": "2 + 2?", "solution": 4, "qid": "b", "choices": ["4", "5", "6", "7"]},
+    {"question": "1 + 1?", "solution": "2", "qid": "a", "choices": ["1", "2", "3", "4"]},
+    {"question": "2 + 2?", "solution": "4", "qid": "b", "choices": ["4", "5", "6", "7"]},
 ]
 MAPPING = {"problem": "question", "answer": "solution", "id": "qid", "options": "choices"}
 
@@ -31,8 +31,8 @@ def test_local_files_with_column_mapping(tmp_path, suffix):
         pq.write_table(pa.Table.from_pylist(ROWS), path)
     problems = load_problems(DataArguments(source=str(path), columns=MAPPING))
     assert [(p.id, p.problem, p.answer) for p in problems] == [
-        ("a", "1 + 1?", "2"),
-        ("b", "2 + 2?", "4"),
+        ("a", "1 + 1?", "B"),  # a choice problem's gold is the letter of its option
+        ("b", "2 + 2?", "A"),
     ]
     assert problems[1].options == ["4", "5", "6", "7"]
     assert len(load_problems(DataArguments(source=str(path), columns=MAPPING, limit=1))) == 1

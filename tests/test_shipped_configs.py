@@ -35,7 +35,9 @@ def stage_of(config: Path) -> str:
     return config.parent.name
 
 
-SHIPPED = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in {"accelerate"})
+#: folders of files that are no stage config: accelerate's own, and protocol wording files
+NOT_STAGES = {"accelerate", "protocol"}
+SHIPPED = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in NOT_STAGES)
 
 
 def test_every_stage_folder_is_covered():
@@ -43,8 +45,20 @@ def test_every_stage_folder_is_covered():
 
 
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda p: str(p.relative_to(CONFIGS)))
-def test_shipped_config_parses_with_its_stage_options(config):
+def test_shipped_config_parses_with_its_stage_options(config, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent)  # configs name repository files relative to the root
     stage = stage_of(config)
     argv = ["--config", str(config), *CPU_OVERRIDES.get(stage, [])]
     parsed = parse_config(STAGES[stage], argv, "test", "")
     assert len(parsed) == len(STAGES[stage])
+
+
+@pytest.mark.parametrize(
+    "protocol", sorted((CONFIGS / "protocol").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_protocol_files_load(protocol):
+    from inference.protocol import load_protocol
+
+    loaded = load_protocol(protocol)
+    assert "{problem}" not in loaded.user_message("Q?", None, "math")
+    assert "A) x" in loaded.user_message("Q?", ["x", "y"], "choice")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.trace import NATURAL_END_FINISHES, SEGMENT_KINDS
+from leapt.chat import with_system_prompt
 from leapt.config import ConfigError
 
 REQUIRED_COLUMNS = ("messages", "segments")
@@ -287,8 +288,11 @@ def prepare_dataset(
     loss_on: Sequence[str] = ("model",),
     train_on_eos: bool = True,
     summary_open: str | None = "<summarize>",
+    system_prompt: str | None = None,
 ):
     """Validate every row, tokenize with exact loss masks, and apply the length policy.
+
+    ``system_prompt`` replaces the rows' system message (:func:`leapt.chat.with_system_prompt`).
 
     Returns ``(dataset with input_ids/labels only, PrepareStats)``.  Over-long
     examples are cut at ``max_length`` (``truncate``, counting the tokens and
@@ -306,6 +310,7 @@ def prepare_dataset(
     for index, row in enumerate(dataset):
         stats.examples += 1
         prompt_messages, segments = _check_row(row, index)
+        prompt_messages = with_system_prompt(prompt_messages, system_prompt)
         if segments[0]["text"] not in (
             prompt_messages[-1]["content"],
             render_prompt_text(tokenizer, prompt_messages),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from inference.args import EMBEDDED_MODEL
+from leapt.chat import read_chat_template
 from leapt.config import (
     ConfigError,
     check_at_least,
@@ -61,6 +62,20 @@ class TrainScriptArguments(ScriptArguments):
             "than the recorded one is an error; null leaves it untrained."
         },
     )
+    chat_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "chat template replacing the tokenizer's (Jinja text or a .jinja file), the "
+            "one given to infer/eval/generate; saved with the trained tokenizer"
+        },
+    )
+    system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "system message every row's prompt is rendered with (replacing the row's "
+            "own); default: the rows' messages as generate wrote them"
+        },
+    )
     global_batch_size: int | None = field(
         default=None,
         metadata={
@@ -97,6 +112,7 @@ def validate(script: TrainScriptArguments, args: SFTConfig, model: ModelConfig) 
     """Checks that need no model, tokenizer or dataset download."""
     if not model.model_name_or_path:
         raise ConfigError("model_name_or_path is required (a local checkpoint dir or Hub id)")
+    read_chat_template(script.chat_template)
     if not script.dataset_name:
         raise ConfigError(
             "dataset_name is required (a `leapt generate` output dir, file or Hub id)"

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from leapt.chat import use_chat_template
 from leapt.config import ConfigError, to_dict
 from leapt.files import atomic_write_text, read_marker
 from leapt.log import main_process_only
@@ -65,7 +66,7 @@ def _resume_checkpoint(args, auto_resume: bool) -> str | None:
     return None if last is None else str(last)
 
 
-def _load_tokenizer(model_args, args):
+def _load_tokenizer(model_args, args, chat_template: str | None = None):
     from transformers import AutoTokenizer
 
     try:
@@ -80,6 +81,7 @@ def _load_tokenizer(model_args, args):
             f"cannot load the tokenizer of model_name_or_path={model_args.model_name_or_path}: "
             f"{reason}"
         ) from exc
+    use_chat_template(tokenizer, chat_template)  # the one inference renders prompts with
     if tokenizer.chat_template is None:
         raise ConfigError(f"the tokenizer of {model_args.model_name_or_path} has no chat template")
     if tokenizer.pad_token is None:
@@ -98,6 +100,7 @@ def _prepare_split(script, args, tokenizer, raw, split: str, summary_open: str |
         loss_on=script.loss_on,
         train_on_eos=script.train_on_eos,
         summary_open=summary_open,
+        system_prompt=script.system_prompt,
     )
     logger.info(
         f"{split}: {stats.kept}/{stats.examples} examples kept, {stats.truncated} truncated "
@@ -212,7 +215,8 @@ def build_trainer(script, args, model_args):
             f"{out_dir / FINISHED_MARKER} does not parse: the earlier run did not finish, "
             "training again"
         )
-    tokenizer = _load_tokenizer(model_args, args)  # a wrong model fails before the data loads
+    # a wrong model fails before the data loads
+    tokenizer = _load_tokenizer(model_args, args, script.chat_template)
     splits = [script.dataset_train_split]
     if args.eval_strategy != "no":
         splits.append(script.dataset_test_split)
