@@ -137,5 +137,5 @@ def test_eval_records_scope_and_option_order(tmp_path, tiny_model_dir):
     # rerun: another scope only regrades; another option order is refused
     run(False, "authors")
     assert "Graded with `grading_scope`: authors" in (out / RESULTS_MD).read_text()
-    with pytest.raises(ConfigError, match="shuffle_options=False"):
+    with pytest.raises(ConfigError, match="shuffle_options False, not True"):
         run(True, "path")
