@@ -55,6 +55,8 @@ class PathState:
 
     index: int
     token_ids: list[int]
+    #: the problem and path this is, stable across turns (``GenerationRequest.path_key``)
+    key: str = ""
     record: PathRecord = field(default_factory=PathRecord)
     #: the model closed its reasoning (think-end tag); it now writes the answer, with no LeaP blocks
     answering: bool = False
@@ -162,7 +164,7 @@ class EngineContext:
         ids = self.encode(prompt) + (self.encode(prefill) if prefill else [])
         paths = []
         for i in range(self.leap_args.n if n is None else n):
-            state = PathState(i, list(ids))
+            state = PathState(i, list(ids), key=f"{problem.id}\x1f{i}")
             state.record.segments.append(Segment("prompt", prompt))
             if prefill:
                 state.record.segments.append(Segment("prompt", prefill))
@@ -279,7 +281,7 @@ class EngineContext:
         return max(1, min(tokens, self.remaining(path), self.headroom(path)))
 
     def request(self, path: PathState, max_tokens: int, stop: list[str], seed: int):
-        return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed)
+        return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed, path.key)
 
     def reasoning_stops(self, model_summarizes: bool = False) -> list[str]:
         """Stops of a reasoning chunk: the think-end tag, and ``<summarize>`` for LeaP-T."""
