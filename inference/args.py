@@ -88,6 +88,23 @@ class ModelArguments:
     request_timeout: float = field(
         default=600.0, metadata={"help": "openai: seconds before a request is abandoned"}
     )
+    max_concurrent_requests: int = field(
+        default=256,
+        metadata={
+            "help": "openai: most HTTP requests in flight at once, over all problems (one "
+            "request per path and round; the server batches what it receives)"
+        },
+    )
+    request_attempts: int = field(
+        default=4,
+        metadata={
+            "help": "openai: tries per request; a timeout, an unreachable server or HTTP "
+            "429/5xx is retried after 1, 2, 4, ... seconds (at most retry_max_delay)"
+        },
+    )
+    retry_max_delay: float = field(
+        default=30.0, metadata={"help": "openai: longest wait in seconds between two tries"}
+    )
 
     def __post_init__(self) -> None:
         check_choice("backend", self.backend, BACKENDS)
@@ -96,6 +113,10 @@ class ModelArguments:
             if looks_local and not Path(self.model).expanduser().is_dir():
                 raise ConfigError(f"model folder {self.model} does not exist (key 'model')")
         check_at_least(self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size")
+        check_at_least(self, 1, "max_concurrent_requests", "request_attempts")
+        check_at_least(self, 0, "retry_max_delay")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"'request_timeout' must be > 0, got {self.request_timeout}")
         if self.backend == "vllm":
             check_gpu_count(self.tensor_parallel_size, self.data_parallel_size)
 
