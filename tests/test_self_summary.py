@@ -134,9 +134,10 @@ def test_a_think_end_split_across_chunks_starts_the_answer(tmp_path, tiny_model_
     assert all(r.stop == [] for r in backend.calls[2])
 
 
-@pytest.mark.parametrize("room", [300, 450, 600])
+@pytest.mark.parametrize("room", [450, 600, 750])
+@pytest.mark.parametrize("mode", ["keep", "authors"])
 def test_self_opened_blocks_near_the_context_limit_leave_room_for_the_answer(
-    tmp_path, tiny_model_dir, room
+    tmp_path, tiny_model_dir, room, mode
 ):
     """A model that opens a block in every chunk: blocks stop when they no longer fit."""
 
@@ -154,6 +155,7 @@ def test_self_opened_blocks_near_the_context_limit_leave_room_for_the_answer(
         script,
         max_model_len=limit,
         method="leap_t",
+        self_summary_mode=mode,
         T=64,
         max_tokens=2000,
         summary_max_tokens=24,
