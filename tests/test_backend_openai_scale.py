@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -81,22 +81,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             failing = not probe and proxy.tries <= proxy.fail
             proxy.in_flight += 1
             proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
-        try:
-            if failing and proxy.stall:
-                time.sleep(proxy.stall)  # the client has given up by now
-                return
-            if failing:
-                self._relay(httpx.Response(proxy.status, json={"error": "try again"}))
-                return
+        # counted until the answer is ready: once it is sent the client may start its next call
+        response = None
+        if failing and proxy.stall:
+            time.sleep(proxy.stall)  # the client has given up by now
+        elif failing:
+            response = httpx.Response(proxy.status, json={"error": "try again"})
+        else:
             time.sleep(proxy.hold)
             url = proxy.upstream + self.path.removeprefix("/v1")
             headers = {"Content-Type": "application/json"}
-            self._relay(httpx.post(url, content=data, headers=headers, timeout=120))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out and closed the connection
-        finally:
-            with proxy.lock:
-                proxy.in_flight -= 1
+            response = httpx.post(url, content=data, headers=headers, timeout=120)
+        with proxy.lock:
+            proxy.in_flight -= 1
+        if response is None:
+            return
+        with suppress(BrokenPipeError, ConnectionResetError):  # the client gave up and left
+            self._relay(response)
 
 
 @contextmanager
