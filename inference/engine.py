@@ -57,6 +57,8 @@ class PathState:
 
     index: int
     token_ids: list[int]
+    #: the problem and path this is, stable across turns (``GenerationRequest.path_key``)
+    key: str = ""
     record: PathRecord = field(default_factory=PathRecord)
     #: the model closed its reasoning (think-end tag); it now writes the answer, with no LeaP blocks
     answering: bool = False
@@ -64,8 +66,10 @@ class PathState:
     context_full: bool = False
     #: how the path ends once its forced answer comes back (``forced`` or ``context``)
     closing: Finish | None = None
-    #: the ids count and text of the latest reasoning chunk (for ``trim_to_paragraph``)
-    last_chunk: tuple[int, str] = (0, "")
+    #: ids count and text of the reasoning the model wrote since the engine last wrote
+    #: (one chunk, or several when blocks were skipped): what a trim may cut, and where
+    #: a stop string split across two chunks is looked for
+    model_run: tuple[int, str] = (0, "")
     #: the engine-written first words of the summary being written (peers read them too)
     opening: str = ""
 
@@ -168,7 +172,7 @@ class EngineContext:
         ids = self.encode(prompt) + (self.encode(prefill) if prefill else [])
         paths = []
         for i in range(self.leap_args.n if n is None else n):
-            state = PathState(i, list(ids))
+            state = PathState(i, list(ids), key=f"{problem.id}\x1f{i}")
             state.record.segments.append(Segment("prompt", prompt))
             if prefill:
                 state.record.segments.append(Segment("prompt", prefill))
@@ -193,6 +197,7 @@ class EngineContext:
         """Engine-written text (prompt or peer): encode once, append ids and a segment."""
         path.token_ids.extend(self.encode(text))
         path.add(kind, text)
+        path.model_run = (0, "")
 
     def add_model(
         self,
@@ -239,35 +244,42 @@ class EngineContext:
         """Budget left and room in the context (beyond the forced answer's reserve)."""
         return self.remaining(path) > 0 and self.headroom(path) > 0 and not path.context_full
 
-    def block_fits(self, path: PathState) -> bool:
+    def block_fits(self, path: PathState, engine_opened: bool = True) -> bool:
         """Whether a whole LeaP block (its text, summary and peers' notes) fits in the context.
 
         Near the end of the context a path skips its blocks and reasons on, so
         that the peers' notes never push it past the room kept for its answer.
+        A block the model opened itself (``engine_opened=False``) needs no
+        trigger, tag or opening from the engine: the model already wrote its tag.
         """
         if self.max_context is None:
             return self.can_grow(path)
-        return self.can_grow(path) and self.headroom(path) > self._block_tokens()
+        return self.can_grow(path) and self.headroom(path) > self._block_tokens(engine_opened)
 
-    def _block_tokens(self) -> int:
+    def _block_tokens(self, engine_opened: bool) -> int:
         """An upper bound on the tokens one LeaP block adds to a path."""
-        if "block" not in self._cache:
+        key = f"block-{engine_opened}"
+        if key not in self._cache:
             a, proto = self.leap_args, self.protocol
             peers = a.n - 1 if a.router == "all" else min(a.top_k, a.n - 1)
-            longest = max(map(self._len, proto.summary_triggers)) + max(
-                map(self._len, proto.summary_openings)
+            opened = (
+                max(map(self._len, proto.summary_triggers))
+                + self._len(proto.summary_open)
+                + max(map(self._len, proto.summary_openings))
+                if engine_opened
+                else 0
             )
             note = max(map(self._len, proto.summary_openings)) + a.summary_max_tokens
             label = self._len(proto.peer_label.format(i=a.n)) + 4  # label, colon, quotes, newline
-            self._cache["block"] = (
-                longest
-                + self._len(proto.summary_open + proto.summary_close)
+            self._cache[key] = (
+                opened
+                + self._len(proto.summary_close)
                 + a.summary_max_tokens
                 + self._len(proto.peer_block([]))
                 + peers * (note + label)
                 + max(self._len(proto.reflection_cue), self._len(proto.no_peers_cue))
             )
-        return self._cache["block"]
+        return self._cache[key]
 
     def _len(self, text: str) -> int:
         return len(self.encode(text))
@@ -277,7 +289,7 @@ class EngineContext:
         return max(1, min(tokens, self.remaining(path), self.headroom(path)))
 
     def request(self, path: PathState, max_tokens: int, stop: list[str], seed: int):
-        return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed)
+        return GenerationRequest(list(path.token_ids), max_tokens, list(stop), seed, path.key)
 
     def reasoning_stops(self, model_summarizes: bool = False) -> list[str]:
         """Stops of a reasoning chunk: the think-end tag, and ``<summarize>`` for LeaP-T."""
@@ -294,21 +306,80 @@ class EngineContext:
             path, self.cap(path, self.leap_args.T), [] if path.answering else stop, seed
         )
 
-    def record_reasoning(self, path: PathState, result: GenerationResult) -> None:
-        """Append a reasoning/answer chunk and update how the path stands.
+    def record_reasoning(
+        self, path: PathState, result: GenerationResult, stop: list[str]
+    ) -> GenerationResult:
+        """Append a reasoning/answer chunk, update how the path stands, return what was kept.
 
         R1-style models write their final answer *after* the think-end tag, so
         that tag does not end a path: it starts the answer phase, which runs
         without LeaP blocks until EOS (finish ``think_end``).  A path whose
         budget or context runs out, in either phase, gets its forced answer
         from :meth:`force_answers` in the next round.
+
+        A backend matches ``stop`` strings only inside the new tokens, so a
+        multi-token tag split across two chunks (``<summ`` | ``arize>``) is
+        found here: the chunk is cut right after the tag and recorded as
+        stopped by it (the tokens past it still count against the budget).
         """
-        self.add_model(path, result)
-        path.last_chunk = (len(result.token_ids), result.text)
-        if result.stop_reason == "eos":
+        kept = result
+        spanning = None if path.answering else self._stop_across(path, result, stop)
+        if spanning is not None:
+            end, tag = spanning
+            kept = self._through(result, end, tag)
+        self.add_model(path, kept, spent=len(result.token_ids))
+        count, text = path.model_run
+        path.model_run = (count + len(kept.token_ids), text + kept.text)
+        if kept.stop_reason == "eos":
             path.finish("think_end" if path.answering else "eos")
-        elif not path.answering and result.stop_string == self.protocol.think_end:
+        elif not path.answering and kept.stop_string == self.protocol.think_end:
             path.answering = True
+        return kept
+
+    def _stop_across(
+        self, path: PathState, result: GenerationResult, stop: list[str]
+    ) -> tuple[int, str] | None:
+        """A stop string begun in the path's previous chunk and finished in ``result``.
+
+        Returns where it ends in ``result.text`` (characters) and which it is;
+        it comes before any stop the backend found inside the new text.
+        """
+        before = path.model_run[1]
+        hits = []
+        for tag in stop:
+            tail = before[max(0, len(before) - len(tag) + 1) :]
+            at = (tail + result.text).find(tag)
+            if tail and 0 <= at < len(tail):
+                hits.append((at, tag, at + len(tag) - len(tail)))
+        if not hits:
+            return None
+        _, tag, end = min(hits)
+        return end, tag
+
+    def self_opened(self, problem: Problem, path: PathState, turn: int) -> bool:
+        """The model wrote the opening summarize tag itself: start its block, or skip it.
+
+        ``self_summary_mode`` ``keep``: the model's tag opens the block and its
+        summary follows the tag.  ``authors`` (as the authors' code): the tag
+        only ended the chunk; it is cut with the unfinished paragraph and the
+        engine opens the block exactly as at the end of a chunk (trigger,
+        tag, opening), so the early stop is one turn like any other.  A block
+        that no longer fits the context is skipped as the engine's own are:
+        the model's tag is cut and the path reasons on, keeping the room for
+        its answer.  Returns whether the path now writes a summary.
+
+        The authors cut back to the last blank line anywhere in the text; here
+        the cut stays within the model's latest text (without a blank line in
+        it, only the tag goes), so engine and peer text are never cut.
+        """
+        authors = self.leap_args.self_summary_mode == "authors"
+        if authors or not self.block_fits(path, engine_opened=False):
+            self._cut_run(path, path.model_run[1].rfind(self.protocol.summary_open))
+            if not (authors and self.block_fits(path)):
+                return False
+            self._trim_to_paragraph(path)
+            self._write_opening(problem, path, turn)
+        return True
 
     # -- shared steps --------------------------------------------------------------
 
@@ -355,6 +426,10 @@ class EngineContext:
         """Start a LeaP block: (trim to the last paragraph,) trigger, ``<summarize>``, opening."""
         if self.protocol.trim_to_paragraph:
             self._trim_to_paragraph(path)
+        self._write_opening(problem, path, turn)
+
+    def _write_opening(self, problem: Problem, path: PathState, turn: int) -> None:
+        """The engine's part of a block's start: a trigger, the summarize tag and an opening."""
         rng = self.wording_rng(problem, path.index, turn)
         trigger = self.protocol.pick_trigger(rng)
         path.opening = self.protocol.pick_opening(rng)
@@ -450,25 +525,42 @@ class EngineContext:
         ids = result.token_ids[:lo]
         return GenerationResult(ids, decode(ids), result.stop_reason, None)
 
+    def _through(self, result: GenerationResult, chars: int, tag: str) -> GenerationResult:
+        """The shortest prefix of ``result``'s ids whose text reaches ``chars``, stopped by ``tag``."""
+        decode = self._decode
+        lo, hi = 0, len(result.token_ids)
+        while lo < hi:  # smallest k with len(decode(ids[:k])) >= chars
+            mid = (lo + hi) // 2
+            if len(decode(result.token_ids[:mid])) >= chars:
+                hi = mid
+            else:
+                lo = mid + 1
+        ids = result.token_ids[:lo]
+        return GenerationResult(ids, decode(ids), "stop", tag)
+
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def _trim_to_paragraph(self, path: PathState) -> None:
-        """Drop the latest chunk's text after its last blank line (an unfinished paragraph)."""
-        count, text = path.last_chunk
-        at = text.rfind("\n\n")
-        if count == 0 or at <= 0:
+        """Drop the model's latest text after its last blank line (an unfinished paragraph)."""
+        at = path.model_run[1].rfind("\n\n")
+        if at > 0:
+            self._cut_run(path, at)
+
+    def _cut_run(self, path: PathState, chars: int) -> None:
+        """Keep only the first ``chars`` characters of the model's latest text (no-op if < 0)."""
+        count, text = path.model_run
+        if count == 0 or chars < 0:
             return
-        chunk = GenerationResult(path.token_ids[len(path.token_ids) - count :], text, "length")
-        kept = self._cut(chunk, at)
+        run = GenerationResult(path.token_ids[len(path.token_ids) - count :], text, "length")
+        kept = self._cut(run, chars)
         drop = count - len(kept.token_ids)
-        if drop == 0:
-            return
-        del path.token_ids[len(path.token_ids) - drop :]
-        last = path.record.segments[-1]
-        cut_chars = len(text) - len(kept.text)
-        path.record.segments[-1] = Segment(last.kind, last.text[: len(last.text) - cut_chars])
-        path.last_chunk = (0, "")
+        if drop:
+            del path.token_ids[len(path.token_ids) - drop :]
+            last = path.record.segments[-1]
+            cut_chars = len(text) - len(kept.text)
+            path.record.segments[-1] = Segment(last.kind, last.text[: len(last.text) - cut_chars])
+        path.model_run = (len(kept.token_ids), kept.text)
 
 
 class NoProgressError(RuntimeError):

@@ -128,6 +128,25 @@ def test_offline_engine_reuses_cached_prefix(vllm_backend):
     assert again.num_cached_tokens > 0
 
 
+def test_prompts_reach_the_engine_rendered(vllm_backend):
+    """vLLM 0.32 deprecates raw prompts in ``add_request``: ours arrive as engine inputs."""
+    engine = vllm_backend.engine.engine
+    seen, add = [], engine.add_request
+
+    def spy(request_id, prompt, *args, **kwargs):
+        seen.append(prompt)
+        return add(request_id, prompt, *args, **kwargs)
+
+    engine.add_request = spy
+    try:
+        context = chat_ids(vllm_backend.tokenizer, "What is 2 + 2?")
+        (result,) = vllm_backend.generate([GenerationRequest(context, 3, seed=0)], PAPER)
+    finally:
+        del engine.add_request
+    assert len(result.token_ids) == 3
+    assert seen and all(isinstance(p, dict) and "type" in p for p in seen), seen
+
+
 def test_a_short_group_returns_while_a_long_one_decodes(vllm_backend):
     """Streaming submission: a problem's short round comes back before another's long one ends.
 

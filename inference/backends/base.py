@@ -41,12 +41,16 @@ class GenerationRequest:
     ``stop`` strings end generation *including* the stop string in the output
     (the engine needs ``</summarize>`` or ``</think>`` in the path); ``seed``
     is distinct per path and turn so N identical prompts still give N samples.
+    ``path_key`` names the path the request continues: each request of a path
+    extends the previous one's context, so a data-parallel backend sends all
+    of them to one model copy, whose prefix cache holds that context.
     """
 
     token_ids: list[int]
     max_tokens: int
     stop: list[str] = field(default_factory=list)
     seed: int = 0
+    path_key: str = ""
 
 
 @dataclass

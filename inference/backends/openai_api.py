@@ -3,10 +3,14 @@
 A cluster that already serves the teacher can run LeaP without loading the
 model again.  Why it is built this way:
 
-* One HTTP request per path (each has its own seed), sent from one bounded
-  thread pool as soon as a problem submits its round, so the server's
-  continuous batching sees every path of every problem together and a
-  problem moves on as soon as its own requests have answered.
+* One HTTP request per path (each has its own seed), sent from one thread
+  pool of ``max_concurrent_requests`` as soon as a problem submits its round,
+  so the server's continuous batching sees every path of every problem
+  together and a problem moves on as soon as its own requests have answered.
+* A timed-out request, an unreachable server and HTTP 429/5xx are retried
+  ``request_attempts`` times in all, after 1, 2, 4, ... seconds capped at
+  ``retry_max_delay``: on a shared cluster server one slow answer or a restart
+  must not end a run of many hours, and every wait stays bounded.
 * The context goes out as token ids when the server accepts them (vLLM does)
   and the new tokens come back as ids (vLLM's ``return_token_ids``), so paths
   are continued exactly as with the offline engine.  Servers without these
@@ -42,11 +46,12 @@ from inference.backends.base import (
 from inference.backends.vllm_offline import context_limited, map_finish, result_from_ids
 from leapt.config import ConfigError
 
-#: most requests in flight at once (the server queues the rest of a round anyway)
-MAX_CONCURRENCY = 64
-#: attempts for connection failures and 429/5xx answers, with exponential back-off
-ATTEMPTS = 3
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+def backoff(attempt: int, max_delay: float) -> float:
+    """Seconds to wait after failed try ``attempt`` (0-based): 1, 2, 4, ..., at most ``max_delay``."""
+    return min(max_delay, 2.0**attempt)
 
 
 class OpenAIBackendError(RuntimeError):
@@ -74,16 +79,19 @@ class OpenAIBackend(GroupedBackend):
         api_key = os.environ.get(model_args.api_key_env)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        concurrency = model_args.max_concurrent_requests
+        self.attempts = model_args.request_attempts
+        self.max_delay = model_args.retry_max_delay
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(model_args.request_timeout, connect=30.0),
-            limits=httpx.Limits(max_connections=MAX_CONCURRENCY),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
         eos_id = tokenizer.eos_token_id
         self._eos_text = tokenizer.decode([eos_id]) if eos_id is not None else ""
         self.max_model_len: int | None = None
-        #: at most MAX_CONCURRENCY calls in flight across all problems' rounds
-        self.pool = ThreadPoolExecutor(MAX_CONCURRENCY, thread_name_prefix="leapt-openai")
+        #: at most max_concurrent_requests calls in flight across all problems' rounds
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="leapt-openai")
         #: each call in flight and the (group, slot) its result belongs to
         self.calls: dict[Future, tuple[Hashable, int]] = {}
         #: what the probe found the server to support (vLLM: both True)
@@ -93,26 +101,27 @@ class OpenAIBackend(GroupedBackend):
     # -- HTTP ---------------------------------------------------------------
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One JSON call with retries on transient failures; errors name the URL."""
+        """One JSON call, retried on transient failures (see the module docstring); errors name the URL."""
         url = f"{self.base_url}{path}"
-        for attempt in range(ATTEMPTS):
-            last = attempt == ATTEMPTS - 1
+        for attempt in range(self.attempts):
+            cause: Exception | None = None
             try:
                 response = self.client.request(method, url, json=body)
             except httpx.TimeoutException as exc:
-                raise OpenAIBackendError(f"request to {url} timed out ({exc})") from exc
+                cause, error = exc, OpenAIBackendError(f"request to {url} timed out ({exc})")
             except httpx.TransportError as exc:
-                if last:
-                    raise OpenAIBackendError(f"cannot reach {url}: {exc}") from exc
+                cause, error = exc, OpenAIBackendError(f"cannot reach {url}: {exc}")
             else:
                 if response.status_code < 400:
                     return response.json()
-                if response.status_code not in _RETRY_STATUS or last:
-                    raise OpenAIBackendError(
-                        f"{url} answered HTTP {response.status_code}: {response.text[:500]}"
-                    )
-            time.sleep(2**attempt)
-        raise AssertionError("unreachable")
+                error = OpenAIBackendError(
+                    f"{url} answered HTTP {response.status_code}: {response.text[:500]}"
+                )
+                if response.status_code not in _RETRY_STATUS:
+                    raise error
+            if attempt + 1 < self.attempts:
+                time.sleep(backoff(attempt, self.max_delay))
+        raise error from cause
 
     def probe(self) -> None:
         """Check the server serves our model and learn whether it speaks token ids."""

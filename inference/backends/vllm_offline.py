@@ -2,18 +2,25 @@
 
 Why it looks the way it does:
 
-* Every request is a ``TokensPrompt`` of the path's own token ids, so the model
-  continues exactly the tokens it produced (no decode -> re-encode drift), and
-  prefix caching turns the shared problem prompt and earlier turns into cache
-  hits instead of recomputation.
+* Every request is the path's own token ids, rendered by the engine's
+  renderer into an engine input (vLLM 0.32 deprecates passing raw prompts to
+  ``add_request``), so the model continues exactly the tokens it produced (no
+  decode -> re-encode drift), and prefix caching turns the shared problem
+  prompt and earlier turns into cache hits instead of recomputation.
 * Requests stream in and out of one running engine (``submit``/``collect``):
   every problem's round is added as it comes and handed back the step its
   last request ends, so continuous batching keeps the batch full across paths
   and problems and no problem waits for another's requests.
 * ``data_parallel_size`` > 1 uses vLLM's own data parallelism (one engine
-  core per model copy, requests balanced by vLLM's coordinator), which the
-  ``LLM`` class refuses in one process; ``DataParallelEngine`` drives
-  ``AsyncLLM`` behind the same add/finished interface.
+  core per model copy), which the ``LLM`` class refuses in one process;
+  ``DataParallelEngine`` drives ``AsyncLLM`` behind the same add/finished
+  interface.  Each path is pinned to one copy (``data_parallel_rank`` from a
+  hash of its ``path_key``): left to vLLM's load balancing, a path's next turn
+  may land on another copy and prefill its whole context (10-40K tokens at
+  the paper's scale) again.
+* No wait is unbounded: a data-parallel wait polls the engine's health and
+  ends with an error when the engine, its loop or a request task dies or is
+  cancelled, instead of waiting for a result that cannot come.
 * Each request carries its own ``SamplingParams(seed=...)``: vLLM gives
   identical samples for identical prompt + seed, so the engine's distinct
   per-path seeds are what make N paths of one problem differ.
@@ -27,11 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import itertools
 import os
-import queue
 import threading
 from collections.abc import Hashable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from inference.args import ModelArguments
@@ -45,6 +53,35 @@ from inference.backends.base import (
 
 #: KV cache (GiB) vLLM reserves on CPU when the user has not chosen; small machines need this
 CPU_KVCACHE_GIB = "1"
+#: seconds between health checks while waiting for a data-parallel request to end
+HEALTH_POLL_S = 5.0
+#: seconds a data-parallel engine may take to start (weights from a slow shared disk)
+START_TIMEOUT_S = 3600.0
+
+
+def data_parallel_rank(path_key: str, size: int) -> int | None:
+    """The model copy that serves every request of the path ``path_key`` (None: vLLM picks).
+
+    A stable hash (not Python's salted ``hash``), so a path keeps its copy for
+    the whole run and a resumed run places paths the same way.
+    """
+    if size <= 1 or not path_key:
+        return None
+    digest = hashlib.sha256(path_key.encode()).digest()
+    return int.from_bytes(digest[:8], "little") % size
+
+
+def parsed_tokens(model_config: Any, token_ids: list[int]) -> Any:
+    """A prompt of ``token_ids``, parsed for the engine's renderer.
+
+    vLLM 0.32 deprecates handing ``add_request``/``generate`` a raw
+    ``TokensPrompt`` (they log it and render it themselves); it asks for the
+    output of ``Renderer.render_cmpl``, which takes this parsed prompt.
+    """
+    from vllm.inputs import TokensPrompt
+    from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+    return parse_model_prompt(model_config, TokensPrompt(prompt_token_ids=token_ids))
 
 
 def map_finish(finish_reason: str | None, stop_reason: int | str | None) -> tuple[str, str | None]:
@@ -112,7 +149,11 @@ class SingleEngine:
         self.engine = self.llm.llm_engine
         self.max_model_len: int = self.engine.model_config.max_model_len
 
-    def add(self, request_id: str, prompt: Any, params: Any) -> None:
+    def add(self, request_id: str, token_ids: list[int], params: Any, path_key: str) -> None:
+        """Queue a request (one model copy: ``path_key`` needs no placement)."""
+        renderer = self.engine.renderer
+        parsed = parsed_tokens(self.engine.model_config, token_ids)
+        (prompt,) = renderer.render_cmpl([parsed], renderer.default_cmpl_tok_params)
         self.engine.add_request(request_id, prompt, params)
 
     def finished(self) -> list[tuple[str, Any]]:
@@ -132,19 +173,21 @@ class DataParallelEngine:
     """``AsyncLLM`` with ``data_parallel_size`` copies, driven from a private event loop.
 
     The engine lives on a background thread's loop; each request runs as a
-    task there and reports its final output to a queue that ``finished`` reads.
+    task there, and ``finished`` waits on the tasks' futures: a task that
+    fails or is cancelled ends the wait with an error, as does an engine or
+    loop that dies while nothing ends.
     """
 
     def __init__(self, engine_kwargs: dict[str, Any]) -> None:
+        self.size: int = engine_kwargs["data_parallel_size"]
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.engine = self._run(self._start(engine_kwargs))
+        started = asyncio.run_coroutine_threadsafe(self._start(engine_kwargs), self.loop)
+        self.engine = started.result(timeout=START_TIMEOUT_S)
         self.max_model_len: int = self.engine.model_config.max_model_len
-        self.ended: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def _run(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        #: each request's task (its future) -> the request id
+        self.tasks: dict[Future, str] = {}
 
     @staticmethod
     async def _start(engine_kwargs: dict[str, Any]) -> Any:
@@ -153,26 +196,46 @@ class DataParallelEngine:
 
         return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs))
 
-    async def _one(self, request_id: str, prompt: Any, params: Any) -> None:
+    async def _one(self, request_id: str, token_ids: list[int], params: Any, rank: int | None):
+        renderer = self.engine.renderer
+        parsed = parsed_tokens(self.engine.model_config, token_ids)
+        (prompt,) = await renderer.render_cmpl_async([parsed], renderer.default_cmpl_tok_params)
         final: Any = None
-        try:
-            async for output in self.engine.generate(prompt, params, request_id=request_id):
-                final = output
-        except Exception as exc:  # surfaced in the caller's thread by finished()
-            final = exc
-        self.ended.put((request_id, final))
+        async for output in self.engine.generate(
+            prompt, params, request_id=request_id, data_parallel_rank=rank
+        ):
+            final = output
+        return final
 
-    def add(self, request_id: str, prompt: Any, params: Any) -> None:
-        asyncio.run_coroutine_threadsafe(self._one(request_id, prompt, params), self.loop)
+    def add(self, request_id: str, token_ids: list[int], params: Any, path_key: str) -> None:
+        """Start a request on the copy its path is pinned to (returns at once)."""
+        rank = data_parallel_rank(path_key, self.size)
+        task = self._one(request_id, token_ids, params, rank)
+        self.tasks[asyncio.run_coroutine_threadsafe(task, self.loop)] = request_id
 
     def finished(self) -> list[tuple[str, Any]]:
-        """Wait for at least one request to end; return every ended (id, output)."""
-        ended = [self.ended.get()]
-        while not self.ended.empty():
-            ended.append(self.ended.get_nowait())
-        for _, output in ended:
-            if isinstance(output, Exception):
-                raise output
+        """Wait for at least one request to end; return every ended (id, output).
+
+        Raises when a request failed or was cancelled, or when the engine or
+        its loop stopped while requests were in flight.
+        """
+        if not self.tasks:
+            raise RuntimeError("vLLM engine has no request in flight")
+        while True:
+            done, _ = wait(self.tasks, timeout=HEALTH_POLL_S, return_when=FIRST_COMPLETED)
+            if done:
+                break
+            if not self.thread.is_alive() or self.engine.errored:
+                raise RuntimeError(
+                    f"the vLLM data-parallel engine stopped with {len(self.tasks)} requests "
+                    "in flight (see its log above)"
+                )
+        ended = []
+        for future in done:
+            request_id = self.tasks.pop(future)
+            if future.cancelled():
+                raise RuntimeError(f"vLLM request {request_id} was cancelled before it ended")
+            ended.append((request_id, future.result()))  # a failed request raises here
         return ended
 
     def shutdown(self) -> None:
@@ -218,12 +281,10 @@ class VLLMOfflineBackend(GroupedBackend):
         self, key: Hashable, slot: int, request: GenerationRequest, sampling: SamplingSettings
     ) -> None:
         """Add the request to the running engine (returns at once)."""
-        from vllm.inputs import TokensPrompt
-
         request_id = f"leapt-{next(self.ids)}"
         self.where[request_id] = (key, slot, request)
-        prompt = TokensPrompt(prompt_token_ids=list(request.token_ids))
-        self.engine.add(request_id, prompt, self._sampling_params(request, sampling))
+        params = self._sampling_params(request, sampling)
+        self.engine.add(request_id, list(request.token_ids), params, request.path_key)
 
     def _wait(self) -> None:
         for request_id, output in self.engine.finished():

@@ -30,9 +30,12 @@ class Method:
     leap_blocks: Literal["every_T", "once", "none"] = "none"
     #: with more than one layer, a later layer's prompt quotes the ``n`` previous conclusions
     quotes_previous_layer: bool = False
+    #: the model may open a block itself before ``T`` tokens (LeaP-T), so ``blocks`` is a minimum
+    model_opens_blocks: bool = False
 
     def blocks(self, max_tokens: int, T: int) -> int:
-        """How many LeaP blocks the longest path of a ``max_tokens`` budget holds."""
+        """How many LeaP blocks the longest path of a ``max_tokens`` budget holds at the
+        engine's pace (one every ``T`` tokens; more when ``model_opens_blocks``)."""
         if self.leap_blocks == "every_T":
             return math.ceil(max_tokens / T)
         return 1 if self.leap_blocks == "once" else 0
@@ -42,7 +45,9 @@ class Method:
 REGISTRY: dict[str, Method] = {
     "independent": Method("inference.methods.independent"),
     "leap": Method("inference.methods.leap", routed=True, leap_blocks="every_T"),
-    "leap_t": Method("inference.methods.leap_t", routed=True, leap_blocks="every_T"),
+    "leap_t": Method(
+        "inference.methods.leap_t", routed=True, leap_blocks="every_T", model_opens_blocks=True
+    ),
     "leap_s": Method("inference.methods.leap_s", routed=True, leap_blocks="once"),
     "moa": Method("inference.methods.moa", quotes_previous_layer=True),
 }

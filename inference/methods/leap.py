@@ -46,11 +46,12 @@ def peer_loop(
         results = yield requests + forced_requests
         writers: list[PathState] = []
         for p, r in zip(reasoning, results[: len(reasoning)], strict=True):
-            ctx.record_reasoning(p, r)
+            r = ctx.record_reasoning(p, r, stop)
             if p.finished or p.answering or not ctx.can_grow(p):
                 continue
             if r.stop_string == proto.summary_open:
-                writers.append(p)  # the model opened the summary itself
+                if ctx.self_opened(problem, p, turn):  # the model opened the summary itself
+                    writers.append(p)
             elif exchange and ctx.block_fits(p):
                 ctx.open_summary(problem, p, turn)
                 writers.append(p)

@@ -28,7 +28,7 @@ def run(ctx: EngineContext, problem: Problem) -> ProblemRun:
     # 1. every draft reasons for up to T tokens
     results = yield [ctx.reasoning_request(problem, p, stop, 1) for p in drafts]
     for p, r in zip(drafts, results, strict=True):
-        ctx.record_reasoning(p, r)
+        ctx.record_reasoning(p, r, stop)
 
     # 2. one exchange: open drafts summarize, the lead reads its routed peers
     writers = [p for p in drafts if not p.finished and not p.answering and ctx.block_fits(p)]
@@ -48,7 +48,7 @@ def run(ctx: EngineContext, problem: Problem) -> ProblemRun:
         if lead.finished:  # out of budget/context and no forced answer possible
             break
         (result,) = yield [ctx.reasoning_request(problem, lead, stop, turn)]
-        ctx.record_reasoning(lead, result)
+        ctx.record_reasoning(lead, result, stop)
 
     for p in drafts[1:]:
         lead.record.generated_tokens += p.record.generated_tokens
