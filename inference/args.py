@@ -141,6 +141,14 @@ class LeapArguments:
         default=128,
         metadata={"help": "generated-token budget of a whole path (summaries count against it)"},
     )
+    max_turns: int | None = field(
+        default=None,
+        metadata={
+            "help": "at most this many reasoning chunks of up to T tokens per path, a LeaP block "
+            "between two of them (max_turns=1: one block), then the forced answer: the "
+            "authors' code's loop (null: only the token budget ends a path)"
+        },
+    )
     forced_answer_tokens: int = field(
         default=16, metadata={"help": "tokens allowed after the forced final-answer suffix"}
     )
@@ -182,6 +190,7 @@ class LeapArguments:
         check_choice("router", self.router, ROUTER_NAMES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
+        check_at_least(self, 1, "max_turns")
         if REGISTRY[self.method].routed and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "

@@ -31,10 +31,14 @@ class Method:
     #: with more than one layer, a later layer's prompt quotes the ``n`` previous conclusions
     quotes_previous_layer: bool = False
 
-    def blocks(self, max_tokens: int, T: int) -> int:
-        """How many LeaP blocks the longest path of a ``max_tokens`` budget holds."""
+    def blocks(self, max_tokens: int, T: int, max_turns: int | None = None) -> int:
+        """How many LeaP blocks the longest path of a ``max_tokens`` budget holds.
+
+        ``max_turns`` caps them: a block between two turns, one after a single turn.
+        """
         if self.leap_blocks == "every_T":
-            return math.ceil(max_tokens / T)
+            blocks = math.ceil(max_tokens / T)
+            return blocks if max_turns is None else min(blocks, max(1, max_turns - 1))
         return 1 if self.leap_blocks == "once" else 0
 
 

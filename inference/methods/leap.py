@@ -47,7 +47,7 @@ def peer_loop(
         writers: list[PathState] = []
         for p, r in zip(reasoning, results[: len(reasoning)], strict=True):
             ctx.record_reasoning(p, r)
-            if p.finished or p.answering or not ctx.can_grow(p):
+            if p.finished or p.answering or not ctx.can_grow(p) or not ctx.block_due(p):
                 continue
             if r.stop_string == proto.summary_open:
                 writers.append(p)  # the model opened the summary itself
