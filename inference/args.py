@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from inference.methods import REGISTRY
-from inference.routing import ROUTER_NAMES
+from inference.routing import HYBRID_MODES, ROUTER_NAMES
 from leapt.config import ConfigError, check_at_least, check_choice
 
 METHODS = tuple(REGISTRY)
@@ -134,6 +134,14 @@ class LeapArguments:
         default=2, metadata={"help": "peers whose summaries each path receives (router top-k)"}
     )
     router: str = field(default="dispersed", metadata={"help": f"one of {', '.join(ROUTER_NAMES)}"})
+    hybrid_mode: str = field(
+        default="distinct",
+        metadata={
+            "help": "router hybrid: 'distinct' (k//2 most similar, then the least similar not "
+            "yet chosen; no peer twice) or 'authors' (the public code: k//2 least similar "
+            "joined with k-k//2 most similar, so a peer can be shown twice)"
+        },
+    )
     summary_max_tokens: int = field(
         default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
     )
@@ -188,6 +196,7 @@ class LeapArguments:
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("router", self.router, ROUTER_NAMES)
+        check_choice("hybrid_mode", self.hybrid_mode, HYBRID_MODES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
         check_at_least(self, 1, "max_turns")

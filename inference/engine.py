@@ -418,7 +418,9 @@ class EngineContext:
     ) -> None:
         """Route among the summaries' writers and give each reader its peers' notes and cue."""
         args = self.leap_args
-        routed = route(summaries, args.router, args.top_k, rng) if summaries else {}
+        routed = (
+            route(summaries, args.router, args.top_k, rng, args.hybrid_mode) if summaries else {}
+        )
         for p in readers:
             peers = routed.get(p.index, [])
             trace.routing.append(RoutingRecord(turn=turn, path=p.index, peers=peers))
