@@ -158,7 +158,11 @@ class LeapArguments:
         },
     )
     forced_answer_tokens: int = field(
-        default=16, metadata={"help": "tokens allowed after the forced final-answer suffix"}
+        default=128,
+        metadata={
+            "help": "tokens allowed after the forced final-answer suffix (128 holds a 3x3 "
+            "matrix of fractions, 85 R1-Distill tokens, with room to spare)"
+        },
     )
     temperature: float = field(default=0.6, metadata={"help": "sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
