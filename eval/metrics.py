@@ -16,6 +16,12 @@ have a gold answer):
 * **pass@k** - the unbiased estimator 1 - C(n-c, k) / C(n, k), computed as a
   product so it never overflows.
 * **95% CI** - percentile bootstrap over problems (seeded, 1000 resamples).
+* **Paired difference** - a method minus independent sampling on the same
+  problems: the per-problem differences (Pass@1, Cons@N, and Cons@N against
+  independent at equal tokens) averaged, with a *paired* bootstrap interval
+  (problems resampled once for both methods).  Both methods share the prompt
+  and the per-path seeds, so their results on a problem are correlated: two
+  separate intervals would overstate the uncertainty of the difference.
 * **Tokens** - generated tokens per path (everything the model wrote, summaries
   included), the same without summary tokens, and per problem (all N paths).
 * **Compute-matched accuracy** - to compare a peer method with independent
@@ -114,6 +120,48 @@ def bootstrap_ci(
     means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return (float(low), float(high))
+
+
+def paired_bootstrap_ci(
+    a: Sequence[float], b: Sequence[float], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
+    """95% percentile interval of ``mean(a) - mean(b)`` over paired problems.
+
+    ``a[i]`` and ``b[i]`` belong to the same problem; each resample draws
+    problems once and takes both methods' values for them, which is the same
+    as resampling the per-problem differences.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    return bootstrap_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed, resamples)
+
+
+def paired_difference(
+    baseline: Sequence[Trace], method: Sequence[Trace], task: str, seed: int = 0
+) -> dict:
+    """``method`` minus ``baseline`` on the graded problems both ran, with paired intervals."""
+    base = {t.id: t for t in baseline if t.answer is not None}
+    pairs = [(base[t.id], t) for t in sorted(method, key=lambda t: t.id) if t.id in base]
+    diffs: dict[str, tuple[list[float], list[float]]] = {
+        "pass@1": ([], []),
+        "cons@n": ([], []),
+        "cons@n_vs_matched": ([], []),
+    }
+    for b, m in pairs:
+        sb, sm = problem_scores(b, task), problem_scores(m, task)
+        if sb["n"] and sm["n"]:
+            diffs["pass@1"][0].append(sm["correct"] / sm["n"])
+            diffs["pass@1"][1].append(sb["correct"] / sb["n"])
+        diffs["cons@n"][0].append(float(sm["cons_correct"]))
+        diffs["cons@n"][1].append(float(sb["cons_correct"]))
+        matched, _ = vote_within_budget(b, task, sm["tokens"])
+        diffs["cons@n_vs_matched"][0].append(float(sm["cons_correct"]))
+        diffs["cons@n_vs_matched"][1].append(float(matched))
+    out: dict = {"problems": len(pairs)}
+    for key, (a, b) in diffs.items():
+        out[f"{key}_diff"] = _r(_mean(a) - _mean(b)) if a else None
+        out[f"{key}_diff_ci"] = [_r(x) for x in paired_bootstrap_ci(a, b, seed)]
+    return out
 
 
 def _voted_correct(trace: Trace, vote: Vote) -> bool:
