@@ -145,3 +145,11 @@ def test_max_turns_below_one_is_refused():
 
     with pytest.raises(ConfigError, match="max_turns"):
         LeapArguments(max_turns=0)
+
+
+def test_context_estimate_counts_the_blocks_max_turns_allows():
+    from inference.context import context_need
+
+    for turns, blocks in [(1, 1), (2, 1), (4, 3), (None, 100_000 // T)]:
+        args = LeapArguments(n=N, top_k=1, T=T, max_turns=turns, max_tokens=100_000)
+        assert context_need(args, [ONE_PROBLEM], PROTO).blocks == min(blocks, 100_000 // T)
