@@ -234,6 +234,11 @@ def method_metrics(traces: Sequence[Trace], task: str, seed: int = 0) -> dict:
         ),
         "tokens_per_problem": _r(tokens / len(scored) if scored else math.nan),
         "per_problem": scored,
+        "per_problem_values": {
+            s["id"]: [_r(s["correct"] / s["n"]), float(s["cons_correct"])]
+            for s in gradable
+            if s["n"]
+        },
     }
 
 
@@ -359,5 +364,28 @@ def combine_seeds(per_seed: dict[int, dict], seed: int = 0) -> dict:
     cons = [_mean([float(r["cons_correct"]) for r in rows]) for rows in common]
     out["pass@1_ci"] = [_r(x) for x in bootstrap_ci(pass1, seed)]
     out["cons@n_ci"] = [_r(x) for x in bootstrap_ci(cons, seed)]
+    values = [per_seed[s]["per_problem_values"] for s in seeds]
+    out["per_problem_values"] = {
+        pid: [_r(_mean([v[pid][i] for v in values])) for i in range(2)]
+        for pid in sorted(set.intersection(*(set(v) for v in values)))
+    }
     out["seeds"] = summary
+    return out
+
+
+def paired_values_difference(after: dict, before: dict, seed: int = 0) -> dict:
+    """``after`` minus ``before`` from two rows' ``per_problem_values``, paired by problem.
+
+    For two evaluations of the same problems (e.g. a student before and after
+    training, same seeds): Pass@1 and Cons@N differences on the problems both
+    graded, each with a paired bootstrap interval; seed-averaged values for
+    multi-seed rows.
+    """
+    common = sorted(set(after) & set(before))
+    out: dict = {"problems": len(common)}
+    for i, key in enumerate(("pass@1", "cons@n")):
+        a = [after[pid][i] for pid in common]
+        b = [before[pid][i] for pid in common]
+        out[f"{key}_diff"] = _r(_mean(a) - _mean(b)) if common else None
+        out[f"{key}_diff_ci"] = [_r(x) for x in paired_bootstrap_ci(a, b, seed)]
     return out

@@ -193,8 +193,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.2f}"
+def signed_cell(value: float | None, ci: Sequence[float | None]) -> str:
+    """A difference in points with its interval: ``+12.50 [-3.1, 28.0]``."""
+    return "-" if value is None else f"{100 * value:+.2f}{_ci(ci)}"
 
 
 def _ci(pair: Sequence[float | None]) -> str:
@@ -351,7 +352,7 @@ def render_markdown(results: dict) -> str:
                 method,
                 d["problems"],
                 *(
-                    f"{_signed(d[f'{key}_diff'])}{_ci(d[f'{key}_diff_ci'])}"
+                    signed_cell(d[f"{key}_diff"], d[f"{key}_diff_ci"])
                     for key in ("pass@1", "cons@n", "cons@n_vs_matched")
                 ),
             )
