@@ -10,64 +10,22 @@ judge each drop.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
+from eval.overlap import Contamination, NgramIndex, ngrams, normalize_words
 from inference.problems import Problem
 from leapt.config import ConfigError
 
-_WORD_RE = re.compile(r"[a-z0-9]+")
-
-
-def normalize_words(text: str) -> list[str]:
-    """Lower-cased alphanumeric words: ``$s+\\frac{1}{2}$`` and ``s + 1/2`` compare alike."""
-    return _WORD_RE.findall(text.lower())
-
-
-def ngrams(text: str, n: int) -> list[tuple[str, ...]]:
-    """Word n-grams of ``text`` in text order; a text shorter than ``n`` words is one n-gram."""
-    words = normalize_words(text)
-    if len(words) < n:
-        return [tuple(words)] if words else []
-    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-
-
-@dataclass
-class Contamination:
-    """Why one training problem was dropped."""
-
-    id: str
-    benchmark: str
-    benchmark_id: str
-    ngram: str
-
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
-
-
-class NgramIndex:
-    """All n-grams of the benchmark problems, each mapped to the first problem holding it."""
-
-    def __init__(self, n: int = 8):
-        if n < 1:
-            raise ValueError(f"n-gram length must be >= 1, got {n}")
-        self.n = n
-        self._owner: dict[tuple[str, ...], tuple[str, str]] = {}
-
-    def add(self, benchmark: str, problems: Iterable[Problem]) -> None:
-        for problem in problems:
-            for gram in ngrams(problem.problem, self.n):
-                self._owner.setdefault(gram, (benchmark, problem.id))
-
-    def match(self, problem: Problem) -> Contamination | None:
-        """The first (in text order) n-gram ``problem`` shares with a benchmark, if any."""
-        for gram in ngrams(problem.problem, self.n):
-            owner = self._owner.get(gram)
-            if owner is not None:
-                return Contamination(problem.id, owner[0], owner[1], " ".join(gram))
-        return None
+__all__ = [
+    "Contamination",
+    "NgramIndex",
+    "build_index",
+    "decontaminate",
+    "load_benchmark_problems",
+    "ngrams",
+    "normalize_words",
+]
 
 
 def decontaminate(

@@ -179,6 +179,7 @@ def run_eval(
         )
         for bench in eval_args.benchmarks
     }
+    warn_protocol_overlap(leap_args.protocol, problems)
     root = Path(eval_args.output_dir)
     local = eval_args.local_files or {}
     specs = [
@@ -219,6 +220,35 @@ def run_eval(
     if progress:
         print((root / RESULTS_MD).read_text())
     return results
+
+
+def warn_protocol_overlap(protocol_file: str | None, problems: dict[str, list]) -> list[str]:
+    """Warn when a protocol text shares an 8-gram with a problem of a benchmark being scored.
+
+    A worked example or cue that quotes a benchmark item shows that item to the
+    methods that read the protocol (LeaP) and not to the baseline, so their
+    scores are no longer comparable.  The packaged protocol and MoA wording are
+    kept clean by a test; this catches a user's ``--protocol`` file.  Returns
+    the warnings (also logged).
+    """
+    from eval.overlap import NgramIndex, protocol_overlaps
+    from inference.methods.moa import wording
+    from inference.protocol import load_protocol
+
+    index = NgramIndex(8)
+    for bench, items in problems.items():
+        index.add(bench, items)
+    texts = load_protocol(protocol_file).texts()
+    texts.update({f"moa.{k}": v for k, v in wording().items()})
+    where = f"protocol file {protocol_file}" if protocol_file else "the packaged protocol"
+    messages = [
+        f"{where}: '{key}' shares the words '{hit.ngram}' with {hit.benchmark} problem "
+        f"{hit.benchmark_id}; methods that show this text see part of a scored problem"
+        for key, hit in protocol_overlaps(texts, index)
+    ]
+    for message in messages:
+        logger.warning(message)
+    return messages
 
 
 def main(argv: Sequence[str] | None = None) -> int:

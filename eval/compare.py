@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval.adherence import RATES
 from eval.costs import format_seconds, stage_costs
+from eval.metrics import paired_values_difference
 from eval.report import (
     RESULTS_JSON,
     RESULTS_MD,
@@ -27,6 +28,7 @@ from eval.report import (
     percent_cell,
     pyplot,
     save_figure,
+    signed_cell,
 )
 from leapt.files import atomic_write_text
 from leapt.markdown import markdown_table
@@ -52,6 +54,7 @@ def _summary(metrics: dict) -> dict:
         if "seeds" in metrics:
             out[f"{key}_seeds"] = metrics["seeds"][key]
     out["tokens_per_path"] = metrics["tokens_per_path"]
+    out["per_problem_values"] = metrics["per_problem_values"]
     out["adherence"] = metrics["adherence"]
     if "seeds" in metrics:
         out["adherence_seeds"] = {rate: metrics["seeds"][rate] for rate in RATES}
@@ -82,6 +85,20 @@ def build_comparison(labelled: Sequence[tuple[str, Path]]) -> dict:
             for bench, entry in results["benchmarks"].items()
         }
         doc["stages"][label] = stage_costs(folder, min(m["model"] for m in methods))
+    first = doc["labels"][0]
+    doc["paired"] = {
+        label: {
+            bench: {
+                method: paired_values_difference(
+                    row["per_problem_values"], doc[first][bench][method]["per_problem_values"]
+                )
+                for method, row in rows.items()
+                if method in doc[first].get(bench, {})
+            }
+            for bench, rows in doc[label].items()
+        }
+        for label in doc["labels"][1:]
+    }
     return doc
 
 
@@ -124,6 +141,7 @@ def render_comparison(doc: dict) -> str:
             tokens = [("-" if r is None else f"{r['tokens_per_path']:,.0f}") for r in rows]
             table.append((method, "tokens per path", *tokens))
         lines += ["", f"## {bench}", "", *markdown_table(header, table)]
+    lines += _paired_section(doc)
     lines += ["", "## Cost", "", *markdown_table(*_cost_table(doc))]
     lines += [
         "",
@@ -132,6 +150,34 @@ def render_comparison(doc: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _paired_section(doc: dict) -> list[str]:
+    """Each later label minus the first, per benchmark and method, with paired intervals."""
+    first = doc["labels"][0]
+    header = ("benchmark", "method", "problems", "Pass@1 diff", "Cons@N diff")
+    lines = []
+    for label, benches in doc.get("paired", {}).items():
+        rows = [
+            (
+                bench,
+                method,
+                d["problems"],
+                *(signed_cell(d[f"{key}_diff"], d[f"{key}_diff_ci"]) for key in ACCURACY_KEYS),
+            )
+            for bench, methods in sorted(benches.items())
+            for method, d in sorted(methods.items(), key=lambda kv: method_key(kv[0]))
+        ]
+        if rows:
+            lines += ["", f"## {label} minus {first} (points, paired bootstrap over problems)", ""]
+            lines += markdown_table(header, rows)
+    if lines:
+        lines += [
+            "",
+            "Both evaluations ran the same problems (and seeds), so a problem's two scores are "
+            "paired: the interval resamples problems once for both (seed-averaged values).",
+        ]
+    return lines
 
 
 def _cost_table(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:

@@ -21,6 +21,12 @@ have a gold answer):
 * **95% CI** - percentile bootstrap over problems (seeded, 1000 resamples).
 * **Standard error** (``*_stderr``) - sample std of the per-problem values
   divided by sqrt(problems), as lighteval prints beside its scores.
+* **Paired difference** - a method minus independent sampling on the same
+  problems: the per-problem differences (Pass@1, Cons@N, and Cons@N against
+  independent at equal tokens) averaged, with a *paired* bootstrap interval
+  (problems resampled once for both methods).  Both methods share the prompt
+  and the per-path seeds, so their results on a problem are correlated: two
+  separate intervals would overstate the uncertainty of the difference.
 * **Tokens** - generated tokens per path (everything the model wrote, summaries
   included), the same without summary tokens, and per problem (all N paths).
 * **Compute-matched accuracy** - to compare a peer method with independent
@@ -129,6 +135,48 @@ def standard_error(values: Sequence[float]) -> float:
     return float(np.std(data, ddof=1) / math.sqrt(data.size))
 
 
+def paired_bootstrap_ci(
+    a: Sequence[float], b: Sequence[float], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
+    """95% percentile interval of ``mean(a) - mean(b)`` over paired problems.
+
+    ``a[i]`` and ``b[i]`` belong to the same problem; each resample draws
+    problems once and takes both methods' values for them, which is the same
+    as resampling the per-problem differences.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    return bootstrap_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed, resamples)
+
+
+def paired_difference(
+    baseline: Sequence[Trace], method: Sequence[Trace], task: str, seed: int = 0
+) -> dict:
+    """``method`` minus ``baseline`` on the graded problems both ran, with paired intervals."""
+    base = {t.id: t for t in baseline if t.answer is not None}
+    pairs = [(base[t.id], t) for t in sorted(method, key=lambda t: t.id) if t.id in base]
+    diffs: dict[str, tuple[list[float], list[float]]] = {
+        "pass@1": ([], []),
+        "cons@n": ([], []),
+        "cons@n_vs_matched": ([], []),
+    }
+    for b, m in pairs:
+        sb, sm = problem_scores(b, task), problem_scores(m, task)
+        if sb["n"] and sm["n"]:
+            diffs["pass@1"][0].append(sm["correct"] / sm["n"])
+            diffs["pass@1"][1].append(sb["correct"] / sb["n"])
+        diffs["cons@n"][0].append(float(sm["cons_correct"]))
+        diffs["cons@n"][1].append(float(sb["cons_correct"]))
+        matched, _ = vote_within_budget(b, task, sm["tokens"])
+        diffs["cons@n_vs_matched"][0].append(float(sm["cons_correct"]))
+        diffs["cons@n_vs_matched"][1].append(float(matched))
+    out: dict = {"problems": len(pairs)}
+    for key, (a, b) in diffs.items():
+        out[f"{key}_diff"] = _r(_mean(a) - _mean(b)) if a else None
+        out[f"{key}_diff_ci"] = [_r(x) for x in paired_bootstrap_ci(a, b, seed)]
+    return out
+
+
 def _voted_correct(trace: Trace, vote: Vote) -> bool:
     return vote.index is not None and trace.paths[vote.index].correct is True
 
@@ -201,6 +249,11 @@ def method_metrics(traces: Sequence[Trace], task: str, seed: int = 0) -> dict:
         ),
         "tokens_per_problem": _r(tokens / len(scored) if scored else math.nan),
         "per_problem": scored,
+        "per_problem_values": {
+            s["id"]: [_r(s["correct"] / s["n"]), float(s["cons_correct"])]
+            for s in gradable
+            if s["n"]
+        },
     }
 
 
@@ -329,5 +382,28 @@ def combine_seeds(per_seed: dict[int, dict], seed: int = 0) -> dict:
     out["cons@n_ci"] = [_r(x) for x in bootstrap_ci(cons, seed)]
     out["pass@1_stderr"] = _r(standard_error(pass1))
     out["cons@n_stderr"] = _r(standard_error(cons))
+    values = [per_seed[s]["per_problem_values"] for s in seeds]
+    out["per_problem_values"] = {
+        pid: [_r(_mean([v[pid][i] for v in values])) for i in range(2)]
+        for pid in sorted(set.intersection(*(set(v) for v in values)))
+    }
     out["seeds"] = summary
+    return out
+
+
+def paired_values_difference(after: dict, before: dict, seed: int = 0) -> dict:
+    """``after`` minus ``before`` from two rows' ``per_problem_values``, paired by problem.
+
+    For two evaluations of the same problems (e.g. a student before and after
+    training, same seeds): Pass@1 and Cons@N differences on the problems both
+    graded, each with a paired bootstrap interval; seed-averaged values for
+    multi-seed rows.
+    """
+    common = sorted(set(after) & set(before))
+    out: dict = {"problems": len(common)}
+    for i, key in enumerate(("pass@1", "cons@n")):
+        a = [after[pid][i] for pid in common]
+        b = [before[pid][i] for pid in common]
+        out[f"{key}_diff"] = _r(_mean(a) - _mean(b)) if common else None
+        out[f"{key}_diff_ci"] = [_r(x) for x in paired_bootstrap_ci(a, b, seed)]
     return out

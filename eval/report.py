@@ -20,7 +20,14 @@ from pathlib import Path
 
 from eval.adherence import RATES, adherence_from_rows, adherence_rows, protocol_of
 from eval.grading import GRADING_SCOPES, grade_trace, scoped_grade, task_of
-from eval.metrics import combine_seeds, compute_matched, method_metrics, spread, vote_curve
+from eval.metrics import (
+    combine_seeds,
+    compute_matched,
+    method_metrics,
+    paired_difference,
+    spread,
+    vote_curve,
+)
 from inference.methods import REGISTRY
 from inference.trace import Trace, read_traces
 from leapt.files import atomic_path, atomic_write_text
@@ -192,13 +199,15 @@ def build_results(runs: Iterable[Run], grading_scope: str | None = None) -> dict
     for entry in benchmarks.values():
         traces_by_method = entry.pop("traces")
         baseline = traces_by_method.get(BASELINE)
-        matched = {}
+        matched, paired = {}, {}
         if baseline:
             task = task_of(baseline[0])
             for method, traces in traces_by_method.items():
                 if method != BASELINE:
                     matched[method] = compute_matched(baseline, traces, task, _seed(baseline))
+                    paired[method] = paired_difference(baseline, traces, task, _seed(baseline))
         entry["compute_matched"] = matched
+        entry["paired_vs_independent"] = paired
     return {
         "schema": 1,
         "metrics_definitions": "see eval/metrics.py",
@@ -240,6 +249,11 @@ def dumps_results(results: dict) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
+
+
+def signed_cell(value: float | None, ci: Sequence[float | None]) -> str:
+    """A difference in points with its interval: ``+12.50 [-3.1, 28.0]``."""
+    return "-" if value is None else f"{100 * value:+.2f}{_ci(ci)}"
 
 
 def _ci(pair: Sequence[float | None], stderr: float | None = None) -> str:
@@ -448,6 +462,37 @@ def render_markdown(results: dict) -> str:
             "## Compute-matched: independent majority vote within each method's generated tokens",
             "",
             *markdown_table(header, rows),
+        ]
+    paired_rows = [
+        (b, method, d)
+        for b in benchmarks
+        for method, d in sorted(results["benchmarks"][b].get("paired_vs_independent", {}).items())
+    ]
+    if paired_rows:
+        header = ("benchmark", "method", "problems", "Pass@1 diff", "Cons@N diff")
+        header += ("Cons@N diff at equal tokens",)
+        rows = [
+            (
+                b,
+                method,
+                d["problems"],
+                *(
+                    signed_cell(d[f"{key}_diff"], d[f"{key}_diff_ci"])
+                    for key in ("pass@1", "cons@n", "cons@n_vs_matched")
+                ),
+            )
+            for b, method, d in paired_rows
+        ]
+        lines += [
+            "",
+            "## Method minus independent (points, paired bootstrap over problems)",
+            "",
+            *markdown_table(header, rows),
+            "",
+            "Both methods run the same problems with the same prompts and per-path seeds, so "
+            "their scores on a problem are correlated: the interval resamples problems once for "
+            "both (with several seeds, those of the lowest seed). Compare methods by these "
+            "intervals, not by whether their separate intervals overlap.",
         ]
     lines += [
         "",

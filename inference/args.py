@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from inference.methods import REGISTRY
-from inference.routing import ROUTER_NAMES
+from inference.routing import HYBRID_MODES, ROUTER_NAMES
 from leapt.chat import read_chat_template
 from leapt.config import (
     ConfigError,
@@ -170,6 +170,14 @@ class LeapArguments:
         default=2, metadata={"help": "peers whose summaries each path receives (router top-k)"}
     )
     router: str = field(default="dispersed", metadata={"help": f"one of {', '.join(ROUTER_NAMES)}"})
+    hybrid_mode: str = field(
+        default="distinct",
+        metadata={
+            "help": "router hybrid: 'distinct' (k//2 most similar, then the least similar not "
+            "yet chosen; no peer twice) or 'authors' (the public code: k//2 least similar "
+            "joined with k-k//2 most similar, so a peer can be shown twice)"
+        },
+    )
     summary_max_tokens: int = field(
         default=256, metadata={"help": "cap on one summary; the engine closes a truncated one"}
     )
@@ -177,8 +185,20 @@ class LeapArguments:
         default=128,
         metadata={"help": "generated-token budget of a whole path (summaries count against it)"},
     )
+    max_turns: int | None = field(
+        default=None,
+        metadata={
+            "help": "at most this many reasoning chunks of up to T tokens per path, a LeaP block "
+            "between two of them (max_turns=1: one block), then the forced answer: the "
+            "authors' code's loop (null: only the token budget ends a path)"
+        },
+    )
     forced_answer_tokens: int = field(
-        default=16, metadata={"help": "tokens allowed after the forced final-answer suffix"}
+        default=128,
+        metadata={
+            "help": "tokens allowed after the forced final-answer suffix (128 holds a 3x3 "
+            "matrix of fractions, 85 R1-Distill tokens, with room to spare)"
+        },
     )
     temperature: float = field(default=0.6, metadata={"help": "sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
@@ -239,6 +259,7 @@ class LeapArguments:
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("router", self.router, ROUTER_NAMES)
+        check_choice("hybrid_mode", self.hybrid_mode, HYBRID_MODES)
         check_at_least(self, 1, "n", "T", "top_k", "moa_layers", "summary_max_tokens", "max_tokens")
         check_at_least(self, 0, "forced_answer_tokens", "temperature")
         if REGISTRY[self.method].leap_blocks != "none" and self.max_tokens < self.T:
@@ -250,6 +271,7 @@ class LeapArguments:
             raise ConfigError(
                 f"'sampling_top_k' must be -1 (all tokens) or >= 1, got {self.sampling_top_k}"
             )
+        check_at_least(self, 1, "max_turns")
         if REGISTRY[self.method].routed and self.router != "all" and self.top_k >= self.n:
             raise ConfigError(
                 f"'top_k' ({self.top_k}) must be smaller than 'n' ({self.n}): "

@@ -88,7 +88,7 @@ def context_need(
     )
     per_block = _tokens(" " * engine_text) + peers * (a.summary_max_tokens + PEER_LABEL_TOKENS)
     method = REGISTRY[a.method]
-    blocks = method.blocks(a.max_tokens, a.T)
+    blocks = method.blocks(a.max_tokens, a.T, a.max_turns)
     if method.quotes_previous_layer and a.moa_layers > 1:
         prompt += a.n * (a.summary_max_tokens + PEER_LABEL_TOKENS)
     forced = _tokens(protocol.forced_answer(a.task)) + a.forced_answer_tokens

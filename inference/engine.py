@@ -72,6 +72,8 @@ class PathState:
     model_run: tuple[int, str] = (0, "")
     #: the engine-written first words of the summary being written (peers read them too)
     opening: str = ""
+    #: reasoning chunks written before the think-end tag (``max_turns`` caps them)
+    chunks: int = 0
 
     @property
     def finished(self) -> bool:
@@ -240,6 +242,20 @@ class EngineContext:
         reserve = self._cache[key] + self.leap_args.forced_answer_tokens
         return self.max_context - len(path.token_ids) - reserve
 
+    def turns_spent(self, path: PathState) -> bool:
+        """The path has written its ``max_turns`` reasoning chunks: its answer is forced next."""
+        turns = self.leap_args.max_turns
+        return turns is not None and not path.answering and path.chunks >= turns
+
+    def block_due(self, path: PathState) -> bool:
+        """Whether a LeaP block may follow the chunk just written, as ``max_turns`` allows.
+
+        The authors' loop runs its blocks *between* turns (none after the last),
+        except that a single turn is still followed by one block before the answer.
+        """
+        turns = self.leap_args.max_turns
+        return turns is None or path.chunks < turns or path.chunks == 1
+
     def can_grow(self, path: PathState) -> bool:
         """Budget left and room in the context (beyond the forced answer's reserve)."""
         return self.remaining(path) > 0 and self.headroom(path) > 0 and not path.context_full
@@ -330,6 +346,8 @@ class EngineContext:
         self.add_model(path, kept, spent=len(result.token_ids))
         count, text = path.model_run
         path.model_run = (count + len(kept.token_ids), text + kept.text)
+        if not path.answering:
+            path.chunks += 1
         if kept.stop_reason == "eos":
             path.finish("think_end" if path.answering else "eos")
         elif not path.answering and kept.stop_string == self.protocol.think_end:
@@ -388,16 +406,17 @@ class EngineContext:
     ) -> tuple[list[PathState], list[GenerationRequest]]:
         """Close the paths among ``paths`` that can no longer grow.
 
-        A path out of budget ends ``forced``, one out of context ``context``.
+        A path out of budget or out of turns (``max_turns``) ends ``forced``, one
+        out of context ``context``.
         Each gets the forced-answer suffix and a request for the answer tokens
         that fit; with ``forced_answer_tokens == 0``, or no room left in the
         context, it ends at once (``budget`` or ``context``) without an answer.
         """
         forced, requests = [], []
         for p in paths:
-            if p.finished or self.can_grow(p):
+            if p.finished or (self.can_grow(p) and not self.turns_spent(p)):
                 continue
-            out_of_context = self.remaining(p) > 0 or p.context_full
+            out_of_context = p.context_full or (self.remaining(p) > 0 and self.headroom(p) <= 0)
             suffix = self.forced_suffix(p)
             if self.max_context is not None:
                 room = self.max_context - len(p.token_ids) - len(self.encode(suffix))
@@ -482,7 +501,9 @@ class EngineContext:
     ) -> None:
         """Route among the summaries' writers and give each reader its peers' notes and cue."""
         args = self.leap_args
-        routed = route(summaries, args.router, args.top_k, rng) if summaries else {}
+        routed = (
+            route(summaries, args.router, args.top_k, rng, args.hybrid_mode) if summaries else {}
+        )
         for p in readers:
             peers = routed.get(p.index, [])
             trace.routing.append(RoutingRecord(turn=turn, path=p.index, peers=peers))

@@ -157,6 +157,21 @@ class Protocol:
         template = self.forced_answer_choice if task == "choice" else self.forced_answer_math
         return template.format(think_end=f"\n{self.think_end}" if close_thinking else "")
 
+    def texts(self) -> dict[str, str]:
+        """Every sentence the protocol can show a model, by key (``key[i]`` for list items).
+
+        What the benchmark-overlap check reads: a worked example or cue that quotes
+        a benchmark item would hand that item to the methods that show it.
+        """
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _WORDING_LISTS:
+                out.update({f"{f.name}[{i}]": v for i, v in enumerate(value)})
+            elif isinstance(value, str) and f.name not in _NOT_WORDING:
+                out[f.name] = value
+        return out
+
     def model_thinks(self, tokenizer: Any) -> bool:
         """Resolve ``thinking: auto`` from the tokenizer: the tag is a token or in the template."""
         if self.thinking != "auto":
@@ -171,6 +186,9 @@ class Protocol:
 
 
 _LISTS = ("announce_methods", "summary_triggers", "summary_openings")
+_WORDING_LISTS = ("summary_triggers", "summary_openings")
+#: string keys that are names or switches, not sentences
+_NOT_WORDING = ("summarize_tag", "comment_tag", "think_end", "thinking")
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:

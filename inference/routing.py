@@ -49,6 +49,18 @@ def _hybrid(summaries: dict[int, str], path: int, k: int, rng: random.Random) ->
     return chosen
 
 
+def _hybrid_authors(summaries: dict[int, str], path: int, k: int) -> list[int]:
+    """The authors' hybrid: ``k // 2`` least similar, then ``k - k // 2`` most similar, joined.
+
+    The two lists are concatenated as they are, so a peer in both is shown
+    twice (few active paths, or equal similarities: both sorts are stable and
+    break ties by index).  ``k`` is the requested top-k, not capped by the
+    number of peers: each list is cut to what exists.
+    """
+    least = _by_similarity(summaries, path, most_similar=False)[: k // 2]
+    return least + _by_similarity(summaries, path, most_similar=True)[: k - k // 2]
+
+
 def _random(summaries: dict[int, str], path: int, k: int, rng: random.Random) -> list[int]:
     peers = [p for p in sorted(summaries) if p != path]
     return rng.sample(peers, k)
@@ -67,17 +79,29 @@ _ROUTERS: dict[str, Callable[[dict[int, str], int, int, random.Random], list[int
 }
 #: the router names, in the order ``--help`` lists them
 ROUTER_NAMES = tuple(_ROUTERS)
+#: ``distinct``: ours (no peer twice); ``authors``: the public code's concatenation
+HYBRID_MODES = ("distinct", "authors")
 
 
 def route(
-    summaries: dict[int, str], router: str, k: int, rng: random.Random
+    summaries: dict[int, str],
+    router: str,
+    k: int,
+    rng: random.Random,
+    hybrid_mode: str = "distinct",
 ) -> dict[int, list[int]]:
     """Map every active path to the peers whose summaries it receives.
 
     Each path gets ``min(k, len(summaries) - 1)`` distinct peers (``all``: every
     other active path), never itself.  Paths are visited in index order so the
-    ``random`` router consumes ``rng`` reproducibly.
+    ``random`` router consumes ``rng`` reproducibly.  ``hybrid_mode="authors"``
+    makes ``hybrid`` route as the authors' code does (:func:`_hybrid_authors`:
+    up to ``k`` peers, possibly one twice).
     """
+    if hybrid_mode not in HYBRID_MODES:
+        raise ValueError(f"unknown hybrid_mode '{hybrid_mode}' (choose from {HYBRID_MODES})")
+    if router == "hybrid" and hybrid_mode == "authors":
+        return {path: _hybrid_authors(summaries, path, k) for path in sorted(summaries)}
     if router not in _ROUTERS:
         raise ValueError(f"unknown router '{router}' (choose from {', '.join(ROUTER_NAMES)})")
     if k < 1:

@@ -141,6 +141,13 @@ def test_compare_report_puts_before_and_after_side_by_side(tmp_path):
     assert set(a["adherence"]) >= {"summary_closed_rate", "self_open_rate", "peer_use_rate"}
     md = (out / "results.md").read_text()
     assert "| leap | Pass@1 (%) | 62.50 ± 17.68" in md and "reflection uses peer" in md
+    # seed-averaged Pass@1 before: p1 0.75, p2 0.5; after: 1.0 each -> paired gains 0.25, 0.5
+    paired = doc["paired"]["after"]["aime24"]["leap"]
+    assert paired["problems"] == 2
+    assert paired["pass@1_diff"] == pytest.approx(0.375)
+    assert paired["pass@1_diff_ci"] == [pytest.approx(0.25), pytest.approx(0.5)]
+    assert "## after minus before (points, paired bootstrap over problems)" in md
+    assert "| aime24 | leap | 2 | +37.50 [25.0, 50.0] |" in md
     for png in ("accuracy_compare.png", "adherence_compare.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert leapt(["report", "--compare", "before", "--output-dir", str(out)]) == 2

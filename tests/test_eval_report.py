@@ -77,6 +77,16 @@ def test_report_writes_results_table_and_plots(run_dir, capsys):
     md = (run_dir / "results.md").read_text()
     assert "| leap | 87.50 / 100.00 (N=4) |" in md
     assert "Compute-matched" in md
+    paired = results["benchmarks"]["aime24"]["paired_vs_independent"]["leap"]
+    assert paired["problems"] == 2
+    assert paired["pass@1_diff"] == pytest.approx(leap["pass@1"] - indep["pass@1"])
+    assert paired["cons@n_diff"] == pytest.approx(0.5)
+    low, high = paired["pass@1_diff_ci"]  # per-problem differences 0.5 and 0.5: no spread
+    assert low == high == pytest.approx(0.5)
+    assert "aime25" not in [
+        b for b, e in results["benchmarks"].items() if e["paired_vs_independent"]
+    ]
+    assert "| aime24 | leap | 2 | +50.00 [50.0, 50.0] | +50.00 [0.0, 100.0] |" in md
     for png in ("accuracy.png", "accuracy_vs_tokens.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

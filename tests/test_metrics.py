@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from eval.metrics import (
     compute_matched,
     majority_vote,
     method_metrics,
+    paired_bootstrap_ci,
     pass_at_k,
     shortest_majority_vote,
     vote_curve,
@@ -130,3 +132,49 @@ def test_vote_curve_grows_with_paths():
     curve = vote_curve(traces, "math", [1, 3])
     assert [p["accuracy"] for p in curve] == [0.0, 1.0]
     assert [p["tokens_per_problem"] for p in curve] == [10, 30]
+
+
+# -- paired comparison between methods ---------------------------------------------------------
+
+
+def _correlated_scores(problems: int = 40, seed: int = 3):
+    """Per-problem scores of two methods that share the problems' difficulty (as same seeds do)."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.uniform(0, 1, problems)
+    a = np.clip(difficulty + rng.normal(0.08, 0.1, problems), 0, 1)
+    b = np.clip(difficulty + rng.normal(0.0, 0.1, problems), 0, 1)
+    return a, b
+
+
+def test_paired_bootstrap_agrees_with_scipy():
+    from scipy.stats import bootstrap
+
+    a, b = _correlated_scores()
+    ours = paired_bootstrap_ci(a, b, seed=0, resamples=20_000)
+    ref = bootstrap(
+        (a, b),
+        lambda x, y: np.mean(x) - np.mean(y),
+        paired=True,
+        vectorized=False,
+        n_resamples=20_000,
+        method="percentile",
+        rng=np.random.default_rng(1),
+    ).confidence_interval
+    assert ours == pytest.approx((ref.low, ref.high), abs=0.006)
+
+
+def test_paired_interval_is_narrower_than_treating_runs_as_independent():
+    a, b = _correlated_scores()
+    low, high = paired_bootstrap_ci(a, b, seed=0, resamples=5000)
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(a), size=(5000, 2, len(a)))
+    unpaired = a[draws[:, 0]].mean(axis=1) - b[draws[:, 1]].mean(axis=1)
+    u_low, u_high = np.percentile(unpaired, [2.5, 97.5])
+    assert low <= a.mean() - b.mean() <= high
+    assert high - low < 0.5 * (u_high - u_low)
+    assert low > 0 > u_low  # only the paired interval sees the consistent gain
+
+
+def test_paired_bootstrap_refuses_unpaired_lengths():
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_bootstrap_ci([1.0, 0.0], [1.0])

@@ -107,3 +107,32 @@ def test_similarity_is_levenshtein_not_indel():
 @given(a=st.text(alphabet="abc ", max_size=12), b=st.text(alphabet="abc ", max_size=12))
 def test_similarity_equals_the_reference_measure(a, b):
     assert similarity(a, b) == pytest.approx(paper_similarity(a, b))
+
+
+def _authors_hybrid(summaries: dict[int, str], path: int, k: int) -> list[int]:
+    """The public code's hybrid router (``leap/utils/util.py``), transliterated: two sorts, joined."""
+    own = summaries[path]
+    sims = [(similarity(own, summaries[j]), j) for j in sorted(summaries) if j != path]
+    half = k // 2
+    least = [j for _, j in sorted(sims, key=lambda x: x[0])[:half]]
+    most = [j for _, j in sorted(sims, key=lambda x: -x[0])[: k - half]]
+    return least + most
+
+
+@settings(max_examples=150, deadline=None)
+@given(summaries=summaries_st, k=st.integers(1, 10))
+def test_hybrid_authors_mode_routes_as_the_code(summaries, k):
+    routed = route(summaries, "hybrid", k, random.Random(0), hybrid_mode="authors")
+    assert routed == {p: _authors_hybrid(summaries, p, k) for p in summaries}
+
+
+def test_hybrid_authors_mode_repeats_a_peer_when_few_are_active():
+    summaries = {0: "aaaa", 1: "aaab", 2: "zzzz"}
+    authors = route(summaries, "hybrid", 4, random.Random(0), hybrid_mode="authors")
+    ours = route(summaries, "hybrid", 4, random.Random(0))
+    assert authors[0] == [2, 1, 1, 2]  # two least similar, then two most similar
+    assert sorted(ours[0]) == [1, 2]
+    # equal summaries: both sorts keep index order, so even with peers to spare one repeats
+    same = {i: "x" for i in range(5)}
+    assert route(same, "hybrid", 2, random.Random(0), hybrid_mode="authors")[0] == [1, 1]
+    assert route(same, "hybrid", 2, random.Random(0))[0] == [1, 2]

@@ -15,7 +15,7 @@ from inference.args import LeapArguments
 from inference.problems import Problem
 from inference.protocol import load_protocol
 from inference.trace import Trace
-from tests.scripted_model import RAMBLE, run_scripted
+from tests.scripted_model import EOS, RAMBLE, run_scripted
 from tests.test_routing import paper_similarity
 
 PROTO = load_protocol()
@@ -116,3 +116,33 @@ def test_dispersed_clustered_and_hybrid_pick_different_peers(tmp_path, tiny_mode
     assert first_turn["clustered"][0] == [1, 2]
     assert first_turn["dispersed"][0] == [3, 2]
     assert first_turn["hybrid"][0] == [1, 3]
+
+
+@pytest.mark.parametrize("hybrid_mode", ["distinct", "authors"])
+def test_hybrid_mode_with_few_active_paths(tmp_path, tiny_model_dir, hybrid_mode):
+    """Path 3 ends before the first block: 2 peers for a top-3 hybrid.  The authors' code
+    shows one of them twice (its two lists are joined as they are); ours shows each once."""
+
+    def script(path, turn, phase):
+        if path == 3:
+            return ("It is \\boxed{12}.", EOS)
+        if phase == "summary":
+            return SUMMARIES[path] + PROTO.summary_close
+        return "12}" if phase == "forced" else RAMBLE
+
+    leap_args = LeapArguments(
+        n=4, top_k=3, T=16, max_tokens=40, router="hybrid", hybrid_mode=hybrid_mode
+    )
+    problems = [Problem("p", "What is 3 * 4?", "12")]
+    (trace,), _ = run_scripted(tmp_path, tiny_model_dir, script, leap_args, problems)
+    first = {r.path: r.peers for r in trace.routing if r.turn == 1}
+    assert set(first) == {0, 1, 2}
+    for path, peers in first.items():
+        others = sorted({0, 1, 2} - {path})
+        if hybrid_mode == "authors":
+            assert len(peers) == 3 and sorted(set(peers)) == others  # one peer twice
+        else:
+            assert sorted(peers) == others
+        block = trace.paths[path].text(["peer"]).split(f"</{PROTO.comment_tag}>")[0]
+        assert block.count(PROTO.peer_label.format(i=1)) == 1
+        assert (PROTO.peer_label.format(i=3) in block) == (hybrid_mode == "authors")

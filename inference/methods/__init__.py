@@ -33,11 +33,15 @@ class Method:
     #: the model may open a block itself before ``T`` tokens (LeaP-T), so ``blocks`` is a minimum
     model_opens_blocks: bool = False
 
-    def blocks(self, max_tokens: int, T: int) -> int:
+    def blocks(self, max_tokens: int, T: int, max_turns: int | None = None) -> int:
         """How many LeaP blocks the longest path of a ``max_tokens`` budget holds at the
-        engine's pace (one every ``T`` tokens; more when ``model_opens_blocks``)."""
+        engine's pace (one every ``T`` tokens; more when ``model_opens_blocks``).
+
+        ``max_turns`` caps them: a block between two turns, one after a single turn.
+        """
         if self.leap_blocks == "every_T":
-            return math.ceil(max_tokens / T)
+            blocks = math.ceil(max_tokens / T)
+            return blocks if max_turns is None else min(blocks, max(1, max_turns - 1))
         return 1 if self.leap_blocks == "once" else 0
 
 

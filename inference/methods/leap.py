@@ -47,7 +47,7 @@ def peer_loop(
         writers: list[PathState] = []
         for p, r in zip(reasoning, results[: len(reasoning)], strict=True):
             r = ctx.record_reasoning(p, r, stop)
-            if p.finished or p.answering or not ctx.can_grow(p):
+            if p.finished or p.answering or not ctx.can_grow(p) or not ctx.block_due(p):
                 continue
             if r.stop_string == proto.summary_open:
                 if ctx.self_opened(problem, p, turn):  # the model opened the summary itself
