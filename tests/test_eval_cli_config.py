@@ -23,7 +23,7 @@ def test_shipped_configs_parse(config):
     model_args, leap_args, eval_args = _parse(["--config", str(config)])
     plan = plan_runs(eval_args, leap_args)
     assert len(plan) == len(eval_args.benchmarks) * len(eval_args.methods)
-    if config.stem != "smoke":
+    if config.stem not in ("smoke", "openr1_compat"):  # paper settings (open-r1: its own test)
         assert (leap_args.n, leap_args.T, leap_args.top_k, leap_args.router) == (
             32,
             4096,
