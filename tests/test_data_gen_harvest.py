@@ -210,8 +210,9 @@ def test_killed_run_with_torn_last_line_resumes_to_the_same_dataset(
 def test_column_mismatch_fails_before_the_teacher_loads(tmp_path, capsys):
     source = tmp_path / "problems.jsonl"
     source.write_text('{"question": "What is 1+1?", "solution": "2"}\n')
-    not_a_model = tmp_path / "empty-model-dir"  # loading it would fail differently
+    not_a_model = tmp_path / "config-only-model-dir"  # loading it would fail differently
     not_a_model.mkdir()
+    (not_a_model / "config.json").write_text("{}")
     code = leapt(
         ["generate", "--source", str(source), "--columns", "problem=question",
          "--model", str(not_a_model), "--decontaminate", "false",

@@ -12,6 +12,7 @@ from data_gen.output import read_dataset_dir, write_dataset
 from data_gen.sft_format import to_row
 from inference.trace import PathRecord, Segment, Trace
 from leapt.cli import main as leapt
+from leapt.config import ConfigError
 
 USER = [{"role": "user", "content": "Q?"}]
 
@@ -85,6 +86,15 @@ def test_merge_unions_shards_sums_counts_and_drops_repeated_rows(tmp_path):
     assert stats["decontamination"]["checked"] == 2 + 2
     card = (out / "README.md").read_text()
     assert "**4 rows kept**" in card and "a b c" in card
+    # a rerun into its own earlier output rewrites it; a shard's folder is not a merge's
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert merge([str(a), str(b), "--output_dir", str(out)]) == 0
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}.keys() == before.keys()
+    assert read_dataset_dir(out)[0] == rows
+    shard_files = {p: p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds files a merge did not write"):
+        merge([str(a), "--allow_partial", "--output_dir", str(b)])
+    assert {p: p.read_bytes() for p in b.rglob("*") if p.is_file()} == shard_files
 
 
 def test_merge_refuses_to_overwrite_an_input_and_names_non_datasets(tmp_path, capsys):

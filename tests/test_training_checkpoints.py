@@ -105,7 +105,10 @@ def test_zero_checkpoint_of_another_world_size_is_refused_before_the_model(tmp_p
     for rank in (0, 1):  # what DeepSpeed wrote from 2 processes
         (ckpt / "global_step8" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_text("")
     argv = ["train", "--config", str(SMOKE), "--output_dir", str(out)]
-    argv += ["--model_name_or_path", "/nonexistent/model-never-loaded", "--dataset_name", "x"]
+    model = tmp_path / "model"  # a checkpoint folder as far as the checks look; never loaded
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    argv += ["--model_name_or_path", str(model), "--dataset_name", "x"]
     assert leapt(argv) == 2  # this process alone: world size 1
     err = capsys.readouterr().err
     assert f"{ckpt} holds ZeRO optimizer states of 2 processes but this run has 1" in err

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.processes import REPO, free_port, leapt_argv, leapt_env
+from tests.processes import REPO, leapt_argv, leapt_env
 from tests.test_training_data import write_sft_dataset
 from tests.training_runs import smoke_argv
 from training.sft import FINISHED_MARKER
@@ -23,14 +23,17 @@ SECRET = "hf_" + "trainPushSecret0123456789abcdef"  # fake, split so scanners do
 
 
 class EchoingHub(BaseHTTPRequestHandler):
-    seen: list[str] = []
+    """Refuses every request; ``server.seen`` collects the Authorization headers it got."""
 
     def log_message(self, *args) -> None:
         pass
 
     def _refuse(self) -> None:
+        # read the whole request first: closing a socket with unread bytes resets the
+        # connection, and the client, maybe still sending, then sees a reset, not the 401
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         auth = self.headers.get("Authorization", "")
-        EchoingHub.seen.append(auth)
+        self.server.seen.append(auth)
         body = json.dumps({"error": f"Invalid credentials in Authorization header: {auth}"})
         data = body.encode()
         self.send_response(401)
@@ -44,10 +47,13 @@ class EchoingHub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echoing_hub():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), EchoingHub)
+    """The server (its ``url`` and ``seen``), new per test: no state outlives the test."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingHub)  # the kernel's port: no race
+    server.seen = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -61,10 +67,10 @@ def test_failed_push_is_one_line_without_the_token(tiny_model_dir, tmp_path, ech
         *smoke_argv(tiny_model_dir, data, out, "--max_steps", "2"),
         *("--push_to_hub", "true", "--hub_model_id", "me/leapt-push-test"),
     )
-    env = leapt_env(HF_TOKEN=SECRET, HF_ENDPOINT=echoing_hub, HF_HUB_DISABLE_TELEMETRY="1")
+    env = leapt_env(HF_TOKEN=SECRET, HF_ENDPOINT=echoing_hub.url, HF_HUB_DISABLE_TELEMETRY="1")
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
-    assert f"Bearer {SECRET}" in EchoingHub.seen, "the push must have reached the Hub"
+    assert f"Bearer {SECRET}" in echoing_hub.seen, "the push must have reached the Hub"
     assert SECRET not in proc.stdout + proc.stderr
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]

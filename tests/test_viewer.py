@@ -215,6 +215,7 @@ def test_view_cli_finds_every_run_layout(run, tmp_path, capsys):
     assert labels[gen_root] == ["raw/shard-0-of-2", "raw/shard-1-of-2"]
     assert labels[out] == [out.name]
     assert leapt(["view", str(eval_root)]) == 0  # default output: beside the traces
+    assert leapt(["view", str(eval_root)]) == 0  # its own page is rewritten, not refused
     page = (eval_root / "trace_view.html").read_text()
     index = json.loads(re.search(r'id="leapt-index">(.*?)</script>', page).group(1))
     problems = index["groups"][1]["problems"]
