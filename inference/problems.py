@@ -147,8 +147,11 @@ def read_rows(data_args: DataArguments) -> list[dict[str, Any]]:
 def _hub_rows(data_args: DataArguments) -> list[dict[str, Any]]:
     from datasets import load_dataset
 
+    from leapt.log import quiet_datasets_progress
+
     try:
-        ds = load_dataset(data_args.source, data_args.subset, split=data_args.split)
+        with quiet_datasets_progress():
+            ds = load_dataset(data_args.source, data_args.subset, split=data_args.split)
     except Exception as exc:
         raise ConfigError(
             f"cannot load dataset '{data_args.source}' (key 'source'): {str(exc).splitlines()[0]}"

@@ -12,10 +12,11 @@ are not logging: they stay on their streams.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from leapt.config import ConfigError
 from leapt.redact import redact_urls
@@ -86,3 +87,22 @@ def setup(stage: str, packages: Iterable[str]) -> None:
         package.addHandler(handler)
         package.setLevel(level)
     _handler = handler
+
+
+@contextlib.contextmanager
+def quiet_datasets_progress() -> Iterator[None]:
+    """``datasets``' progress bars off for the block, as they were after it: a bar per local
+    file would otherwise precede, and break up, a one-line error about that file."""
+    from datasets.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    was_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            enable_progress_bars()

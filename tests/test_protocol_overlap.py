@@ -6,7 +6,8 @@ AIME 2025 problem), so their LeaP runs see an item the baseline never does
 the MoA wording can show a model is checked against every registered
 benchmark that loads offline, with the project's own decontamination index
 (8-word n-grams), on the committed benchmark fixture (tests/data).  GPQA
-Diamond is gated and has no fixture; its items are science questions our
+Diamond is gated (its fixture rows are invented stand-ins, in a csv the local loader
+does not read); its items are science questions our
 arithmetic-free wording cannot quote by chance, but it is not checked here.
 """
 
@@ -24,7 +25,12 @@ from inference.methods.moa import wording
 from inference.protocol import load_protocol
 from leapt.cli import main as leapt
 
-FIXTURES = {"aime24": "aime_2024.json", "aime25": "aime_2025.json", "aimo25": "aimo_2025.json"}
+FIXTURES = {
+    "aime24": "aime_2024.json",
+    "aime25": "aime_2025.json",
+    "aimo25": "aimo_2025.json",
+    "math500": "hub/HuggingFaceH4/MATH-500/test.jsonl",
+}
 #: registered benchmarks made offline (no file needed)
 GENERATED = [name for name, b in BENCHMARKS.items() if b.source in ("builtin:easy", "synthetic")]
 
@@ -91,13 +97,9 @@ def test_leapt_eval_warns_when_a_protocol_file_quotes_a_scored_problem(
 
 
 def test_packaged_protocol_gives_no_warning(reference_data):
-    problems = {name: json.loads((reference_data / f).read_text()) for name, f in FIXTURES.items()}
-    from inference.problems import Problem
+    from eval.benchmarks import load_benchmark
 
-    loaded = {
-        name: [Problem(str(r.get("id", i)), r["problem"], None) for i, r in enumerate(rows)]
-        for name, rows in problems.items()
-    }
+    loaded = {name: load_benchmark(name, local=reference_data / f) for name, f in FIXTURES.items()}
     assert warn_protocol_overlap(None, loaded) == []
 
 

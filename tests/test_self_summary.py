@@ -159,6 +159,7 @@ def test_self_opened_blocks_near_the_context_limit_leave_room_for_the_answer(
         T=64,
         max_tokens=2000,
         summary_max_tokens=24,
+        forced_answer_tokens=16,  # the room each case leaves is sized for this reserve
     )
     assert trace.routing, "blocks run while they fit"
     for path in trace.paths:
@@ -178,6 +179,7 @@ def test_context_check_says_a_leap_t_model_may_open_more_blocks(tmp_path, caplog
     need = context_need(LeapArguments(method="leap_t", **keys), problems, PROTO)
     assert need.blocks == 10 and need.more_blocks
     limit = need.total + need.per_block // 2  # the 10 blocks fit, an 11th would not
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')  # a checkpoint's folder
     model = ModelArguments(model=str(tmp_path), max_model_len=limit, strict=True)
     for method in ("leap", "leap_t"):
         caplog.clear()

@@ -82,9 +82,11 @@ def test_fsdp_without_an_accelerator_is_refused_in_one_line_before_launch(
 
     monkeypatch.setattr("torch.accelerator.is_available", lambda: False)
     monkeypatch.setattr(launched, "run", lambda *a, **k: pytest.fail("launched anyway"))
-    out = tmp_path / "out"
+    out, model = tmp_path / "out", tmp_path / "never-loaded"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "qwen2"}')  # looks like a checkpoint
     argv = ["train", "--config", str(SMOKE), "--num_processes", "2", "--accelerate_config", "fsdp"]
-    argv += ["--model_name_or_path", str(tmp_path / "never-loaded"), "--output_dir", str(out)]
+    argv += ["--model_name_or_path", str(model), "--output_dir", str(out)]
     assert leapt(argv) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
     assert "fsdp.yaml asks for FSDP" in line and "GPU" in line and "plain data parallel" in line

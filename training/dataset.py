@@ -22,7 +22,6 @@ names another tag).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import Any
 from inference.trace import NATURAL_END_FINISHES, SEGMENT_KINDS
 from leapt.chat import with_system_prompt
 from leapt.config import ConfigError
+from leapt.log import quiet_datasets_progress
 
 REQUIRED_COLUMNS = ("messages", "segments")
 #: recipe value of ``summary_open`` meaning "the tag of the protocol the dataset records"
@@ -106,24 +106,6 @@ def local_data_files(path: Path) -> tuple[str, list[str]]:
     raise ConfigError(f"dataset {path} holds no .parquet/.jsonl/.json files")
 
 
-@contextlib.contextmanager
-def _quiet_progress():
-    """``datasets``' progress bars off for the block, as they were after it."""
-    from datasets.utils.tqdm import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-
-    was_off = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_off:
-            enable_progress_bars()
-
-
 def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str | None = None):
     """Load a dataset written by `leapt generate` (local dir/file) or a Hub dataset id."""
     from datasets import load_dataset
@@ -132,7 +114,7 @@ def load_sft_dataset(name_or_path: str, split: str = "train", config_name: str |
     try:
         if path.exists():
             fmt, data_files = local_data_files(path)
-            with _quiet_progress():  # a bar per local file would precede any error message
+            with quiet_datasets_progress():  # a bar per local file would precede any error message
                 dataset = load_dataset(fmt, data_files={split: data_files}, split=split)
         else:
             dataset = load_dataset(name_or_path, config_name, split=split)
