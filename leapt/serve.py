@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference.run import default_concurrency
     from serving.app import LeapServer, create_app
     from serving.requests import model_ids, served_name
-    from serving.runs import ServedRun, check_run_dir
+    from serving.runs import ServedRun, served_manifest
 
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, leap_args, data_args, serve_args = parse_config(
@@ -46,7 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     output_dir = data_args.output_dir if _output_dir_given(argv) else DEFAULT_OUTPUT_DIR
     protocol = load_protocol(leap_args.protocol)
-    check_run_dir(output_dir)
     api_key = None
     if serve_args.server_api_key_env is not None:
         api_key = os.environ.get(serve_args.server_api_key_env)
@@ -55,14 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"environment variable {serve_args.server_api_key_env} is unset or empty "
                 "(key 'server_api_key_env')"
             )
-    backend = load_backend(model_args)
+    run = ServedRun(output_dir, served_manifest(model_args, leap_args))
+    try:
+        backend = load_backend(model_args)
+    except BaseException:
+        run.close()
+        raise
+    run.record()
     name = served_name(model_args.model)
     server = LeapServer(
         backend,
         protocol,
         leap_args,
         serve_args,
-        ServedRun(output_dir),
+        run,
         name,
         model_args.backend,
         data_args.concurrent_problems or default_concurrency(leap_args.n),
@@ -83,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         backend.close()
+        run.close()
     return 0
 
 

@@ -1,7 +1,10 @@
 """The run folder of a server: every answered request appended as one trace.
 
-The one place that knows where served traces go, so the run-folder rules
-(the manifest and the one-writer lock) plug in here.  The folder is a
+The one place that knows where served traces go and the run-folder rules
+they follow: one server per folder (``leapt.run_lock.FolderLock``, held for
+the server's life) and a manifest of the model, dtype, backend, context
+length and protocol every request ran with (settings vary per request and
+are recorded in each trace), so a restart with another model is refused.  The folder is a
 ``traces.jsonl`` like any ``leapt infer`` run's, so ``leapt view`` and
 ``leapt report`` read it; each line is written whole and fsync'ed before the
 response goes out (a killed server loses no answered request, and a torn last
@@ -14,9 +17,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+from inference.args import LeapArguments, ModelArguments
 from inference.trace import Trace, TraceFile
 from leapt.config import ConfigError
+from leapt.run_lock import FolderLock
+from leapt.run_manifest import check_manifest, read_manifest, write_manifest
 
 #: the key every served trace's ``config`` carries (and an offline run's never does)
 SERVED_KEY = "served"
@@ -40,13 +47,45 @@ def check_run_dir(output_dir: str | Path) -> None:
         )
 
 
-class ServedRun:
-    """Append-only traces of one server's run folder."""
+def served_manifest(model_args: ModelArguments, leap_args: LeapArguments) -> dict[str, Any]:
+    """What every request served into one folder shares (the rest is per request)."""
+    from inference.run_folder import model_ref, protocol_digest
 
-    def __init__(self, output_dir: str | Path) -> None:
+    return {
+        "model": model_ref(model_args),
+        "dtype": model_args.dtype,
+        "backend": model_args.backend,
+        "max_model_len": model_args.max_model_len,
+        "protocol": protocol_digest(leap_args),
+        SERVED_KEY: True,
+    }
+
+
+class ServedRun:
+    """Append-only traces of one server's run folder, locked while the server runs.
+
+    Build it before the model loads (a refusal changes nothing), call
+    :meth:`record` once it has loaded, :meth:`close` when the server stops.
+    """
+
+    def __init__(self, output_dir: str | Path, manifest: dict[str, Any]) -> None:
         check_run_dir(output_dir)
         self.dir = Path(output_dir)
+        self.manifest = manifest
+        self.lock = FolderLock(self.dir).acquire()
+        try:
+            check_manifest(self.dir, read_manifest(self.dir), manifest)
+        except BaseException:
+            self.lock.release()
+            raise
         self.traces = TraceFile(self.dir / "traces.jsonl")
+
+    def record(self) -> None:
+        """Write the folder's manifest (after the model loaded: a failed load writes nothing)."""
+        write_manifest(self.dir, self.manifest)
+
+    def close(self) -> None:
+        self.lock.release()
 
     def append(self, trace: Trace) -> None:
         """Write one answered request's trace, on disk before this returns."""

@@ -184,5 +184,29 @@ def test_a_folder_of_offline_traces_is_refused_and_left_as_it_was(tmp_path):
     traces.write_text('{"id": "a", "problem": "p", "answer": "1", "config": {"n": 4}}\n{"id": "b"')
     before = traces.read_bytes()
     with pytest.raises(ConfigError, match="not served .*key 'output_dir'"):
-        ServedRun(tmp_path)
+        ServedRun(tmp_path, {})
     assert traces.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["traces.jsonl"]
+
+
+def test_a_served_folder_takes_one_server_and_refuses_another_model(tmp_path, tiny_model_dir):
+    """Two servers on one folder would interleave their lines; a restart with another model
+    would report its answers beside the first model's."""
+    from inference.args import LeapArguments, ModelArguments
+    from leapt.config import ConfigError
+    from serving.runs import ServedRun, served_manifest
+
+    def manifest(**model):
+        return served_manifest(ModelArguments(model=str(tiny_model_dir), **model), LeapArguments())
+
+    first = ServedRun(tmp_path, manifest())
+    with pytest.raises(ConfigError, match=f"{tmp_path} is in use by another run: PID"):
+        ServedRun(tmp_path, manifest())
+    first.record()
+    first.close()
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ConfigError, match="dtype 'auto', not 'float32' .*key 'dtype'"):
+        ServedRun(tmp_path, manifest(dtype="float32"))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == kept  # no lock left behind
+    again = ServedRun(tmp_path, manifest())  # the same model continues the folder
+    again.close()
