@@ -32,7 +32,7 @@ from data_gen.filters import (
     filter_trace,
     filter_traces,
 )
-from data_gen.output import write_dataset
+from data_gen.output import check_dataset_target, write_dataset
 from data_gen.sft_format import to_row
 from inference.args import LeapArguments, ModelArguments
 from inference.problems import load_problems
@@ -42,7 +42,7 @@ from inference.trace import Segment, Trace, TraceFile
 from leapt.chat import use_chat_template
 from leapt.config import ConfigError, to_dict
 from leapt.redact import redact_urls, redact_values
-from leapt.wall_time import StageClock
+from leapt.wall_time import WALL_TIME_JSON, StageClock
 
 #: LeapArguments keys shown on the dataset card (everything that shapes the text)
 CARD_LEAP_KEYS = (
@@ -175,6 +175,8 @@ def harvest(
 
     out = Path(args.output_dir)
     raw_dir = out / "raw" / args.shard_name
+    dataset_dir = out if args.shard_count == 1 else out / args.shard_name
+    check_dataset_target(dataset_dir, merged=False, keep=("raw", WALL_TIME_JSON))
     settings = filter_settings(args, leap_args, protocol)
     spec = RunSpec(raw_dir, leap_args, mine, args.source, extra=run_extra(args, settings))
     with open_runs(model_args, [spec], lock_dir=raw_dir, backend=backend) as session:
@@ -212,7 +214,6 @@ def harvest(
             args, leap_args, teacher, len(wanted), decon_report, result, settings, protocol
         )
         stats = redact_values(stats)
-        dataset_dir = out if args.shard_count == 1 else out / args.shard_name
         write_dataset(dataset_dir, rows, stats, args.dataset_name)
         if pending:  # a rerun that only re-filters finished traces costs nothing worth counting
             clock.record(dataset_dir)

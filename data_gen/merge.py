@@ -50,46 +50,10 @@ class MergeArguments:
         check_output_dir(self.output_dir)
 
 
-def check_merge_target(out: Path) -> None:
-    """Refuse an output folder holding anything but an earlier merge's own dataset.
-
-    A merge rewrites ``data/``, ``stats.json`` and ``README.md`` of its
-    folder; pointed at a shard, a harvest folder or any other files it would
-    replace (or delete) what it did not make.  Rerunning a merge into its own
-    earlier output is allowed: those files are its own.
-    """
-    from data_gen.output import DATA_DIR, STATS_FILE, read_stats
-
-    if not out.is_dir():
-        return
-
-    def own(rel: str) -> bool:  # what write_dataset leaves, and its temp files
-        folder, _, name = rel.rpartition("/")
-        return (
-            rel in {STATS_FILE, "README.md", DATA_DIR}
-            or (folder == DATA_DIR and name.endswith(".parquet"))
-            or (folder in {"", DATA_DIR} and name.startswith(".") and ".tmp" in name)
-        )
-
-    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-    if not present:
-        return
-    foreign = [rel for rel in present if not own(rel)]
-    try:
-        merged_before = "merge" in read_stats(out)
-    except ConfigError:
-        merged_before = False
-    if foreign or not merged_before:
-        example = foreign[0] if foreign else STATS_FILE
-        raise ConfigError(
-            f"--output_dir {out} already holds files a merge did not write (e.g. {example}); "
-            "choose a new or empty directory"
-        )
-
-
 def merge(args: MergeArguments) -> Path:
     """Union of the shard datasets, written to ``args.output_dir`` (and pushed, if asked)."""
     from data_gen.output import (
+        check_dataset_target,
         check_shard_set,
         expand_dirs,
         merge_rows,
@@ -105,7 +69,7 @@ def merge(args: MergeArguments) -> Path:
     out = Path(args.output_dir)
     if any(out.resolve() == d.resolve() for d in inputs):
         raise ConfigError(f"--output_dir {out} is one of the inputs; choose a new directory")
-    check_merge_target(out)
+    check_dataset_target(out, merged=True)
     loaded = [read_dataset_dir(d) for d in inputs]
     if not args.allow_partial:
         check_shard_set(inputs, [stats for _, stats in loaded])

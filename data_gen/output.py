@@ -93,6 +93,50 @@ def write_dataset(
     return out
 
 
+def check_dataset_target(out: Path, *, merged: bool, keep: Sequence[str] = ()) -> None:
+    """Refuse a dataset folder holding anything but a dataset of the same kind's own files.
+
+    :func:`write_dataset` rewrites ``data/``, ``stats.json`` and ``README.md``
+    (and deletes the parquet files it did not commit): pointed at a shard, a
+    merge, a harvest of another kind or any other files, it would replace or
+    delete what it did not make.  A rerun into its own earlier output is
+    allowed: ``merged`` says which kind this writer is (``leapt generate
+    merge`` or ``leapt generate``), and ``keep`` names further top-level
+    entries the writer owns (``leapt generate``: its ``raw/`` traces and
+    ``wall_time.json``).
+    """
+    if not out.is_dir():
+        return
+    keep = {*keep, STATS_FILE, "README.md", DATA_DIR}
+
+    def own(rel: str) -> bool:  # what write_dataset leaves, its temp files, and ``keep``
+        folder, _, name = rel.rpartition("/")
+        return (
+            rel.split("/")[0] in keep - {DATA_DIR}
+            or rel == DATA_DIR
+            or (folder == DATA_DIR and name.endswith(".parquet"))
+            or (folder in {"", DATA_DIR} and name.startswith(".") and ".tmp" in name)
+        )
+
+    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    foreign = [rel for rel in present if not own(rel)]
+    if not foreign and (out / STATS_FILE).exists():
+        try:
+            same_kind = ("merge" in read_stats(out)) == merged
+        except ConfigError:
+            same_kind = False
+        if not same_kind:
+            foreign = [STATS_FILE]
+    elif not foreign and any(p in present for p in ("README.md", DATA_DIR)):
+        foreign = [next(p for p in ("README.md", DATA_DIR) if p in present)]
+    if foreign:
+        writer = "a merge" if merged else "leapt generate"
+        raise ConfigError(
+            f"--output_dir {out} already holds files {writer} did not write (e.g. {foreign[0]}); "
+            "choose a new or empty directory"
+        )
+
+
 def read_stats(path: str | Path) -> dict:
     """``stats.json`` of dataset directory ``path``; ConfigError naming the file if it is unreadable."""
     file = Path(path) / STATS_FILE

@@ -183,7 +183,11 @@ def _to_problems(
         answer = row.get(names["answer"])
         ident = row.get(names["id"])
         if options is not None:
-            answer = choice_gold(answer, options, f"record {i} of {source}")
+            # the first option is the gold only where that is said: options named column by
+            # column (GPQA's Correct Answer, Incorrect Answer 1, ...) or an explicit null gold;
+            # a row without the gold column (a gold under another name) is an error
+            first = isinstance(names["options"], list | tuple) or names["answer"] in row
+            answer = choice_gold(answer, options, f"record {i} of {source}", first_if_none=first)
         problems.append(
             Problem(
                 id=str(i if ident is None or ident == "" else ident),
@@ -238,15 +242,22 @@ def _row_options(row: dict[str, Any], name: str | list, where: str) -> list[str]
     return texts
 
 
-def choice_gold(gold: Any, options: list[str], where: str) -> str:
+def choice_gold(gold: Any, options: list[str], where: str, first_if_none: bool = False) -> str:
     """The gold letter of ``options`` (in their given order) from any way a file states it.
 
-    The option's text, a letter (``C``, ``(c)``) or a 0-based integer index; no gold at
-    all means the first option (GPQA lists its correct answer first).  The text is tried
-    before the letter, so an option that is itself ``"A"`` is found by text.
+    The option's text, a letter (``C``, ``(c)``) or a 0-based integer index.  A null gold
+    is the first option only with ``first_if_none`` (the file says so: GPQA lists its
+    correct answer first); otherwise it is an error, since a gold column under another
+    name would silently make every problem's answer ``A``.  The text is
+    tried before the letter, so an option that is itself ``"A"`` is found by text.
     """
     if gold is None or (isinstance(gold, str) and not gold.strip()):
-        return OPTION_LETTERS[0]
+        if first_if_none and gold is None:
+            return OPTION_LETTERS[0]
+        raise ConfigError(
+            f"{where} has no gold answer (column 'answer'; map another column with "
+            "columns: {answer: NAME})"
+        )
     if isinstance(gold, int) and not isinstance(gold, bool):
         if 0 <= gold < len(options):
             return OPTION_LETTERS[gold]

@@ -136,6 +136,9 @@ def run_manifest(model_args: ModelArguments, spec: RunSpec) -> dict[str, Any]:
         "settings": to_dict(spec.leap_args),
         "extra": spec.extra,
         "problems": {p.id: problem_digest(p.problem, p.options) for p in spec.problems},
+        # a served folder (``leapt serve``) records True: its traces are requests, each with
+        # its own settings, and must not mix with a run over a problem set
+        "served": False,
     }
 
 
@@ -262,10 +265,16 @@ def open_runs(
     from inference.methods import REGISTRY
 
     specs = list(specs)
-    lock = FolderLock(lock_dir).acquire()
+    locks: list[FolderLock] = []
     owned = False
     session = RunSession(model_args, specs, backend)
     try:
+        # the owned folder, then every run folder in it: another process writing into one of
+        # them directly (``leapt infer --output_dir ROOT/aime24/leap``) is refused either way
+        for folder in dict.fromkeys(
+            Path(f).resolve() for f in [lock_dir, *(s.folder for s in specs)]
+        ):
+            locks.append(FolderLock(folder).acquire())
         manifests, states = [], []
         for spec in specs:
             if spec.leap_args.method not in REGISTRY:
@@ -291,7 +300,8 @@ def open_runs(
     finally:
         if owned and session.backend is not None:
             session.backend.close()
-        lock.release()
+        for lock in reversed(locks):  # inner folders first: empty ones made for a lock go
+            lock.release()
 
 
 def _record(spec: RunSpec, manifest: dict[str, Any], state: FolderState) -> None:

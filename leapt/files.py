@@ -37,10 +37,28 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def _umask_by_swap() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: read once at import (normally before any thread starts), for systems without /proc
+_UMASK_AT_IMPORT = _umask_by_swap()
+
+
+def _umask() -> int:
+    """The process umask, read without setting it: ``os.umask`` can only be read by setting it,
+    and a file another thread (a server's, a request pool's) created meanwhile would get the
+    temporary mask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _UMASK_AT_IMPORT
 
 
 @contextlib.contextmanager

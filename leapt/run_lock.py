@@ -13,6 +13,11 @@ killed holder is unlocked: the next run takes it over and warns, naming the
 dead holder.  Releasing unlinks the file, so a finished run leaves nothing
 behind; a waiter that opened the file before the unlink notices (the path no
 longer names the inode it locked) and opens it again.
+
+Folders nest (``leapt eval`` writes ``ROOT/<benchmark>/<method>/``), so a lock
+also refuses while a folder above it is held by another process: ``leapt
+infer`` into an eval's method folder waits for that eval, whichever started
+first (the eval locks each of its run folders too).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shlex
 import socket
 import sys
@@ -30,15 +34,12 @@ from pathlib import Path
 from types import TracebackType
 
 from leapt.config import ConfigError
+from leapt.redact import redact_urls
 
 logger = logging.getLogger(__name__)
 
 #: the lock file inside a locked folder
 LOCK_NAME = ".leapt.lock"
-
-
-#: ``scheme://user:secret@`` in a URL on the command line: the secret never reaches the file
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def holder_info() -> dict[str, object]:
@@ -48,7 +49,7 @@ def holder_info() -> dict[str, object]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "command": _URL_CREDENTIALS.sub("", command),
+        "command": redact_urls(command),  # a URL's secret on the command line stays out
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -61,6 +62,35 @@ def describe(holder: dict | None) -> str:
         f"PID {holder.get('pid')} on host {holder.get('host')} "
         f"({holder.get('command')}, started {holder.get('started')})"
     )
+
+
+def _refuse_if_held_above(folder: Path) -> None:
+    """Raise ConfigError when a folder above ``folder`` is locked by another process.
+
+    Probing a free lock with a shared, non-blocking ``flock`` takes nothing
+    from anyone; a lock this process holds itself (an eval's root, above the
+    run folders it locks) is its own, not a conflict.
+    """
+    for parent in folder.resolve().parents:
+        path = parent / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            holder = _read_holder(fd)
+            if holder and holder.get("pid") == os.getpid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    f"{folder} lies inside {parent}, which is in use by another run: "
+                    f"{describe(holder)}; wait for it to end or use another output folder"
+                ) from None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def _read_holder(fd: int) -> dict | None:
@@ -90,6 +120,7 @@ class FolderLock:
         self._created: list[Path] = []  # folders made for the lock, deepest first
 
     def acquire(self) -> FolderLock:
+        _refuse_if_held_above(self.folder)
         self._created = [p for p in [self.folder, *self.folder.parents] if not p.exists()]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

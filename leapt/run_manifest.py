@@ -71,8 +71,16 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
 
 
 def differences(recorded: Any, current: Any, key: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """(dotted key, recorded, current) of every shared key whose values differ, in order."""
+    """(dotted key, recorded, current) of every shared key whose values differ, in order.
+
+    A key only one side has is unknown to the other (a newer version records more), not a
+    difference; but two non-empty records with no key in common describe different kinds of
+    thing (a Hub id against a local folder), and differ as a whole.
+    """
     if isinstance(recorded, dict) and isinstance(current, dict):
+        if recorded and current and not set(recorded) & set(current):
+            yield key, recorded, current
+            return
         for name, value in current.items():
             if name in recorded:
                 yield from differences(recorded[name], value, f"{key}.{name}" if key else name)

@@ -178,14 +178,14 @@ def test_gold_in_one_position_for_every_problem_warns(tmp_path, caplog):
     assert not any("gold option" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("gold", ["E", 7, "Pluto", ""])
+@pytest.mark.parametrize("gold", ["E", 7, "Pluto", "", None])
 def test_a_gold_that_is_no_option_names_the_record(tmp_path, gold):
+    """A missing gold (a gold column under another name) must not silently become option A."""
     rows, _ = _shape("list+letter")
     rows[2]["answer"] = gold
+    if gold is None:  # no gold column at all (not an explicit null, which means the first)
+        del rows[2]["answer"]
     path = _write(tmp_path, rows, ".jsonl")
-    if gold == "":  # no gold: the first option, as GPQA lists it
-        assert load_problems(DataArguments(source=str(path)))[2].answer == "A"
-        return
     with pytest.raises(ConfigError, match="record 2 of .*column 'answer'"):
         load_problems(DataArguments(source=str(path)))
 
