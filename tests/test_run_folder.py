@@ -380,3 +380,93 @@ def test_a_hub_model_is_named_by_id_and_the_revision_the_cache_resolved(tmp_path
     with pytest.raises(ConfigError, match="model.revision 'aaaa"):
         check_manifest(tmp_path, first, {"model": model_identity("org/model")})
     assert model_identity("org/model", revision="v1") == {"id": "org/model", "revision": "v1"}
+
+
+def test_a_hub_id_and_a_local_folder_are_not_the_same_model(tmp_path, tiny_model_dir):
+    """The two records share no key; unknown-on-one-side must not read as "the same"."""
+    from leapt.config import ConfigError
+    from leapt.run_manifest import check_manifest, model_identity
+
+    local = model_identity(str(tiny_model_dir))
+    with pytest.raises(ConfigError, match="was made with model .*'id': 'Qwen/Qwen2.5-0.5B'"):
+        check_manifest(tmp_path, {"model": {"id": "Qwen/Qwen2.5-0.5B"}}, {"model": local})
+    with pytest.raises(ConfigError, match="key 'model'"):
+        check_manifest(tmp_path, {"model": local}, {"model": {"id": "Qwen/Qwen2.5-0.5B"}})
+    check_manifest(tmp_path, {"model": {"id": "m"}}, {"model": {"id": "m", "revision": "abc"}})
+
+
+def test_infer_refuses_a_served_folder_and_serve_an_infer_folder(
+    finished, tmp_path, tiny_model_dir, problems, capsys
+):
+    from inference.args import LeapArguments, ModelArguments
+    from leapt.config import ConfigError
+    from serving.runs import ServedRun, served_manifest
+
+    served = tmp_path / "served"
+    run = ServedRun(
+        served, served_manifest(ModelArguments(model=str(tiny_model_dir)), LeapArguments())
+    )
+    run.record()
+    run.close()
+    before = snapshot(served)
+    assert infer(tiny_model_dir, served, problems) == 2
+    refused(capsys, "served True, not False", "key 'served'")
+    assert snapshot(served) == before
+    (finished / "traces.jsonl").rename(finished / "kept.jsonl")  # only the manifest is left
+    kept = snapshot(finished)
+    with pytest.raises(ConfigError, match="served False, not True"):
+        ServedRun(
+            finished, served_manifest(ModelArguments(model=str(tiny_model_dir)), LeapArguments())
+        )
+    assert snapshot(finished) == kept
+
+
+@pytest.mark.parametrize("foreign", ["merge", "readme", "other"])
+def test_generate_refuses_a_dataset_folder_it_did_not_write(
+    tmp_path, tiny_model_dir, capsys, foreign
+):
+    out = tmp_path / "gen"
+    out.mkdir()
+    if foreign == "merge":  # an earlier `leapt generate merge` output
+        (out / "data").mkdir()
+        (out / "data" / "train-0.parquet").write_bytes(b"rows")
+        (out / "stats.json").write_text(
+            '{"merge": {"inputs": 2}, "data_file": "data/train-0.parquet"}'
+        )
+    elif foreign == "readme":
+        (out / "README.md").write_text("# a model card of someone else's\n")
+    else:
+        (out / "notes.txt").write_text("mine\n")
+    before = snapshot(out)
+    argv = [
+        "generate", "--model", str(tiny_model_dir), "--output_dir", str(out),
+        "--source", "synthetic", "--num_synthetic", "2", "--decontaminate", "false", *SMALL,
+    ]  # fmt: skip
+    assert leapt(argv) == 2
+    refused(capsys, str(out), "did not write")
+    assert snapshot(out) == before
+
+
+def test_a_folder_inside_one_another_process_holds_is_refused(
+    tmp_path, tiny_model_dir, problems, capsys
+):
+    """`leapt infer` into an eval's method folder while the eval runs (it holds the root)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "eval"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom leapt.run_lock import FolderLock\n"
+         f"FolderLock({str(root)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        inner = root / "aime24" / "leap"
+        assert infer(tiny_model_dir, inner, problems) == 2
+        refused(capsys, f"{inner.resolve()} lies inside {root.resolve()}", f"PID {holder.pid}")
+        assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME]  # nothing made inside
+    finally:
+        holder.kill()
+        holder.wait()
+    assert infer(tiny_model_dir, root / "aime24" / "leap", problems) == 0  # free once it ended
