@@ -392,10 +392,15 @@ def _buffered_layer_class() -> type:
 
         def keep_rows(self, keep: list[int], first: int) -> None:
             """Keep rows ``keep`` (ascending) from column ``first`` on, moving them up in place."""
-            for buffer in self.buffers:
-                for j, i in enumerate(keep):
-                    if i != j:
-                        buffer[j, :, self.start : self.end] = buffer[i, :, self.start : self.end]
+            import torch
+
+            with torch.inference_mode():  # the buffers may be inference tensors (model outputs)
+                for buffer in self.buffers:
+                    for j, i in enumerate(keep):
+                        if i != j:
+                            buffer[j, :, self.start : self.end] = buffer[
+                                i, :, self.start : self.end
+                            ]
             self.start += first
             self._view(len(keep))
 
