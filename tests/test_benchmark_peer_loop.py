@@ -114,3 +114,29 @@ def test_hf_counts_every_prompt_token_once_and_every_sampled_token(tiny_model_di
         assert first[0].stop_reason == "length" and backend.counts.cached == reused
     else:
         assert backend.counts.cached == 0
+
+
+def test_hf_attention_without_copied_heads_decodes_what_transformers_sdpa_does(tiny_model_dir):
+    """The backend's grouped-query sdpa (and in-place cache) gives transformers' own greedy tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inference.backends.hf import GQA_SDPA, HFBackend
+
+    loaded = load_backend(ModelArguments(model=str(tiny_model_dir)))
+    assert loaded.model.config._attn_implementation == GQA_SDPA
+    assert loaded.model.config.num_key_value_heads < loaded.model.config.num_attention_heads
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
+    tok = loaded.tokenizer
+    prompts = [tok.encode(text) for text in ("Count: one, two,", "Add 2 and 3, then the rest.")]
+    backend = HFBackend(loaded.model, tok, "tiny", batch_size=2)  # both rows share a padded batch
+    greedy = SamplingSettings(0.0)
+    got = backend.generate([GenerationRequest(p, 70) for p in prompts], greedy)
+    # alone, a row's prefill has no padding, so no mask: attention must still be causal
+    assert backend.generate([GenerationRequest(prompts[1], 70)], greedy) == got[1:]
+    for prompt, result in zip(prompts, got, strict=True):
+        with torch.inference_mode():
+            out = reference.generate(
+                torch.tensor([prompt]), max_new_tokens=70, do_sample=False, eos_token_id=None
+            )
+        assert result.token_ids == out[0, len(prompt) :].tolist()
