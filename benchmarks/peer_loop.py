@@ -1,23 +1,31 @@
-"""What does LeaP's peer loop cost compared with what it generates and what the backend can do?
+"""What does LeaP's peer loop cost compared with what it computes and what the backend can do?
 
 One process, one fixed seed, one backend (``--backend hf|vllm``), one model
 (the embedded SmolLM2-135M by default, ``--model tiny`` for a tiny Qwen2 built
-on the spot, or ``--model DIR``), P problems x N paths, four workloads side by side:
+on the spot, or ``--model DIR``), P problems x N paths, workloads side by side.
+All start every path from the same prompt ids ((a)'s: announced or not as
+``leapt infer`` decides) with the same per-turn seeds:
 
 (a) ``leap``: ``leapt infer``'s own path (``run_inference``, traces streamed to disk);
 (b) independent sampling made to generate exactly as many tokens per path as
     (a), in the same chunks of T: what LeaP would cost if its exchange were free;
-(c) the published implementation's pattern, written here as the reference:
-    every path's full text re-sent (and re-tokenized) each turn, a global
-    barrier per turn across all problems, the engine fed micro-batches of 16;
-(d) the limit: the backend generating as many tokens in one plain batched call.
+(c) the published implementation's pattern around the same method (same
+    triggers, openings, router, budgets and forced answers): each request's
+    whole text re-sent and re-tokenized, a global barrier per round across all
+    problems, the engine fed micro-batches of 16;
+(d) the limit: one plain batched call over (a)'s prompts, computing as many
+    decoded + prefilled tokens as (a);
+(e) a prefill run (other, uncached prompts, one token each) that with (d)
+    gives the engine's seconds per prefilled and per decoded token.
 
-For each it prints generated tokens, seconds, tokens/s and the peak RSS of the
-process tree, then the ratios.  The workloads generate slightly different token
-counts (EOS comes when it comes), so time ratios are of seconds per generated
-token.  ``--json`` ends the output with one JSON line.  ``--serial`` adds (a)
-with one problem in flight at a time (what keeping many problems' rounds in
-flight together buys).  Outputs go to a temporary folder and are thrown away.
+Each row reports the tokens the backend decoded and prefilled (cache hits
+excluded, the backend's own counts) beside seconds and peak RSS.  The ratios:
+seconds per generated token of (a) against (b) and (c); (a)'s seconds against
+its own decoded + prefilled tokens priced at (e)/(d)'s rates (what is left is
+the scheduler's cost); (a)'s decoded + prefilled tokens per second as a share
+of (d)'s.  ``--json`` ends the output with one JSON line.  ``--serial`` adds
+(a) with one problem in flight at a time.  Outputs go to a temporary folder
+and are thrown away.
 
     python benchmarks/peer_loop.py --backend hf --num_problems 8 --n 4 --json
 """
@@ -25,6 +33,7 @@ flight together buys).  Outputs go to a temporary folder and are thrown away.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -38,7 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.args import LeapArguments, ModelArguments  # noqa: E402
-from inference.backends.base import GenerationRequest, SamplingSettings  # noqa: E402
+from inference.backends.base import GenerationRequest  # noqa: E402
 from leapt.config import parse_config  # noqa: E402
 
 #: micro-batch the reference implementation feeds its engine
@@ -77,25 +86,44 @@ class PeakRSS:
         self.peak = max(self.peak, self._rss())
 
 
-def measure(label: str, work: Callable[[], int]) -> dict[str, Any]:
-    """Run ``work`` (returns generated tokens) and record time, tokens/s and peak RSS."""
+def measure(label: str, backend, work: Callable[[], int]) -> dict[str, Any]:
+    """Run ``work`` (returns generated tokens): time, peak RSS and what the backend computed.
+
+    ``decoded``/``prefilled``/``cached`` are the backend's own counts over the run
+    (:class:`~inference.backends.base.TokenCounts`): prompt tokens served from a
+    cache are not prefilled, so they price nothing.
+    """
+    before = dataclasses.replace(backend.counts)
     with PeakRSS() as rss:
         start = time.perf_counter()
         tokens = work()
         seconds = time.perf_counter() - start
+    after = backend.counts
     row = {
         "label": label,
         "tokens": tokens,
+        "decoded": after.decoded - before.decoded,
+        "prefilled": after.prefilled - before.prefilled,
+        "cached": after.cached - before.cached,
         "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1),
         "peak_rss_mb": round(rss.peak / 2**20),
     }
     print(
-        f"  {label:<32} {tokens:6d} tok {seconds:8.1f} s {row['tokens_per_s']:7.1f} tok/s "
+        f"  {label:<30} {tokens:6d} tok {seconds:8.1f} s {row['tokens_per_s']:7.1f} tok/s "
+        f"decoded {row['decoded']:6d} prefilled {row['prefilled']:6d} cached {row['cached']:6d} "
         f"peak RSS {row['peak_rss_mb']:6d} MB",
         flush=True,
     )
     return row
+
+
+def engine_context(backend, leap_args: LeapArguments):
+    """The context every workload takes its prompts, seeds and wording from (as ``leapt infer``)."""
+    from inference.engine import EngineContext
+    from inference.protocol import load_protocol
+
+    return EngineContext(backend, load_protocol(leap_args.protocol), leap_args)
 
 
 def run_leap(backend, leap_args: LeapArguments, problems, out: Path, concurrent: int | None):
@@ -118,13 +146,13 @@ def run_leap(backend, leap_args: LeapArguments, problems, out: Path, concurrent:
 def run_matched_independent(backend, leap_args: LeapArguments, problems, budgets) -> int:
     """(b): each path generates exactly its (a) token count in chunks of T, no exchange.
 
-    An EOS before the budget is kept in the context and sampling goes on, so
-    the token count matches (a) whatever the model does.
+    Same prompt ids and per-turn seeds as (a).  An EOS before the budget is kept
+    in the context and sampling goes on, so the token count matches (a)
+    whatever the model does.
     """
-    from inference.engine import EngineContext, run_problems
-    from inference.protocol import load_protocol
+    from inference.engine import run_problems
 
-    ctx = EngineContext(backend, load_protocol(leap_args.protocol), leap_args)
+    ctx = engine_context(backend, leap_args)
     eos = backend.tokenizer.eos_token_id
     total = 0
 
@@ -160,84 +188,140 @@ def run_matched_independent(backend, leap_args: LeapArguments, problems, budgets
 
 
 def run_naive(backend, leap_args: LeapArguments, problems) -> int:
-    """(c): the reference pattern: text re-sent and re-tokenized, global barriers, batches of 16."""
-    from inference.protocol import load_protocol
+    """(c): the published pattern around the same LeaP method.
 
-    proto = load_protocol(leap_args.protocol)
+    The method's own coroutine (same prompts, seeds, triggers, openings, router,
+    budgets and forced answers as (a)), driven the way the reference code drives
+    its engine: each request's whole text re-sent and re-tokenized, one global
+    barrier per round across all problems, the engine fed micro-batches of 16.
+    """
+    from inference.engine import method_runner
+
+    ctx = engine_context(backend, leap_args)
     tok = backend.tokenizer
-    sampling = SamplingSettings(
-        leap_args.temperature, leap_args.top_p, leap_args.sampling_top_k, leap_args.min_p
-    )
-    prompts = {
-        p.id: proto.build_prompt(tok, p.problem, p.options, leap_args.task) for p in problems
-    }
-    paths = [  # [problem id, path index, full text, generated tokens, done]
-        [p.id, i, prompts[p.id], 0, False] for p in problems for i in range(leap_args.n)
-    ]
-
-    def call(batch: list[list], caps: list[int], stop: list[str]) -> list:
-        results = []
-        for start in range(0, len(batch), NAIVE_MICRO_BATCH):
-            chunk = batch[start : start + NAIVE_MICRO_BATCH]
-            requests = [
-                GenerationRequest(tok.encode(path[2], add_special_tokens=False), cap, stop, seed)
-                for seed, (path, cap) in enumerate(zip(chunk, caps[start:], strict=False))
-            ]
-            results += backend.generate(requests, sampling)
-        return results
-
-    turn = 0
-    while any(not p[4] for p in paths):
-        turn += 1
-        live = [p for p in paths if not p[4]]
-        caps = [min(leap_args.T, leap_args.max_tokens - p[3]) for p in live]
-        for p, r in zip(live, call(live, caps, [proto.think_end]), strict=True):
-            p[2] += tok.decode(r.token_ids)
-            p[3] += len(r.token_ids)
-            p[4] = r.stop_reason != "length" or p[3] >= leap_args.max_tokens
-        live = [p for p in live if not p[4]]
-        if not live:
-            break
-        for p in live:
-            p[2] += proto.summary_request()
-        caps = [
-            max(1, min(leap_args.summary_max_tokens, leap_args.max_tokens - p[3])) for p in live
+    runner = method_runner("leap")
+    pending: dict[str, tuple[Any, list[GenerationRequest]]] = {}
+    for problem in problems:
+        run = runner(ctx, problem)
+        pending[problem.id] = (run, next(run))
+    total = 0
+    while pending:
+        flat = [r for _, requests in pending.values() for r in requests]
+        resent = [  # the text, re-tokenized: what a text-prompt engine is given
+            GenerationRequest(
+                tok.encode(tok.decode(r.token_ids), add_special_tokens=False),
+                r.max_tokens,
+                r.stop,
+                r.seed,
+            )
+            for r in flat
         ]
-        summaries: dict[tuple[str, int], str] = {}
-        for p, r in zip(live, call(live, caps, [proto.summary_close]), strict=True):
-            text = tok.decode(r.token_ids)
-            p[2] += text if r.stop_reason == "stop" else text + proto.summary_close
-            p[3] += len(r.token_ids)
-            summaries[(p[0], p[1])] = text.replace(proto.summary_close, "").strip()
-        for (
-            p
-        ) in live:  # peers: the next top_k paths of the same problem (routing is not timed here)
-            peers = [(p[0], (p[1] + k) % leap_args.n) for k in range(1, leap_args.top_k + 1)]
-            p[2] += proto.peer_block([summaries[q] for q in peers if q in summaries])
-            p[2] += proto.reflection_cue
-            p[4] = p[3] >= leap_args.max_tokens
-    return sum(p[3] for p in paths)
+        results = []
+        for start in range(0, len(resent), NAIVE_MICRO_BATCH):
+            results += backend.generate(resent[start : start + NAIVE_MICRO_BATCH], ctx.sampling)
+        offset = 0
+        for pid, (run, requests) in list(pending.items()):
+            chunk, offset = results[offset : offset + len(requests)], offset + len(requests)
+            try:
+                pending[pid] = (run, run.send(chunk))
+            except StopIteration as stop:
+                del pending[pid]
+                total += sum(p.generated_tokens for p in stop.value.paths)
+    return total
+
+
+def first_prompts(ctx, problems) -> list[tuple[list[int], int]]:
+    """Every path's prompt ids and first-turn seed, as (a) starts them."""
+    return [
+        (list(path.token_ids), ctx.seed(problem, path.index, 1, "reason"))
+        for problem in problems
+        for path in ctx.new_paths(problem)
+    ]
 
 
 def run_limit(backend, leap_args: LeapArguments, problems, tokens: int) -> int:
-    """(d): one plain batched call over the P x N prompts, as many tokens in total as (a)."""
-    from inference.protocol import load_protocol
+    """(d): one plain batched call over (a)'s P x N prompts, ``tokens`` decoded + prefilled."""
+    ctx = engine_context(backend, leap_args)
+    prompts = first_prompts(ctx, problems)
+    prompt_tokens = sum(len(ids) for ids, _ in prompts)
+    cap = max(1, round((tokens - prompt_tokens) / len(prompts)))
+    requests = [GenerationRequest(ids, cap, [], seed) for ids, seed in prompts]
+    return sum(len(r.token_ids) for r in backend.generate(requests, ctx.sampling))
 
-    proto = load_protocol(leap_args.protocol)
-    tok = backend.tokenizer
-    rows = [
-        tok.encode(
-            proto.build_prompt(tok, p.problem, p.options, leap_args.task), add_special_tokens=False
-        )
-        for p in problems
-        for _ in range(leap_args.n)
-    ]
-    cap = max(1, round(tokens / len(rows)))
-    sampling = SamplingSettings(
-        leap_args.temperature, leap_args.top_p, leap_args.sampling_top_k, leap_args.min_p
+
+def run_prefill(backend, leap_args: LeapArguments, problems) -> int:
+    """(e): prefill rate: one batched call over uncached prompts, one token each."""
+    ctx = engine_context(backend, leap_args)
+    requests = [GenerationRequest(ids, 1, [], seed) for ids, seed in first_prompts(ctx, problems)]
+    return sum(len(r.token_ids) for r in backend.generate(requests, ctx.sampling))
+
+
+def token_rates(prefill: dict[str, Any], limit: dict[str, Any]) -> tuple[float, float]:
+    """Seconds per prefilled and per decoded token, solved from runs (e) and (d) together.
+
+    Both runs prefill and decode, in different proportions:
+    ``seconds = prefilled * s_prefill + decoded * s_decode`` for each.
+    """
+    (a, b, e), (c, d, f) = (
+        (prefill["prefilled"], prefill["decoded"], prefill["seconds"]),
+        (limit["prefilled"], limit["decoded"], limit["seconds"]),
     )
-    requests = [GenerationRequest(ids, cap, [], seed) for seed, ids in enumerate(rows)]
-    return sum(len(r.token_ids) for r in backend.generate(requests, sampling))
+    det = a * d - b * c
+    if det <= 0:
+        raise RuntimeError(f"cannot separate prefill from decode rates ({prefill}, {limit})")
+    return (e * d - b * f) / det, (a * f - e * c) / det
+
+
+def priced(row: dict[str, Any], rates: tuple[float, float]) -> float:
+    """What ``row``'s own work costs at the measured rates (seconds)."""
+    return row["prefilled"] * rates[0] + row["decoded"] * rates[1]
+
+
+def run_all(
+    backend,
+    leap_args: LeapArguments,
+    problems,
+    calibration,
+    tmp: Path,
+    serial: bool = False,
+    on_run: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The workloads side by side on one backend; ``on_run(key)`` is called before each."""
+    traces: list = []
+
+    def run(key: str, label: str, work: Callable[[], int]) -> None:
+        if on_run is not None:
+            on_run(key)
+        rows[key] = measure(label, backend, work)
+
+    def leap(concurrent: int | None = None) -> int:
+        traces[:] = run_leap(backend, leap_args, problems, tmp / f"a{concurrent}", concurrent)
+        return sum(p.generated_tokens for t in traces for p in t.paths)
+
+    rows: dict[str, dict[str, Any]] = {}
+    run("leap", "(a) leap", leap)
+    budgets = {t.id: [p.generated_tokens for p in t.paths] for t in traces}
+    rows["leap"]["summary_tokens"] = sum(p.summary_tokens for t in traces for p in t.paths)
+    run(
+        "independent",
+        "(b) independent, same tokens",
+        lambda: run_matched_independent(backend, leap_args, problems, budgets),
+    )
+    run("naive", "(c) reference pattern", lambda: run_naive(backend, leap_args, problems))
+    work = rows["leap"]["decoded"] + rows["leap"]["prefilled"]
+    run(
+        "limit",
+        "(d) limit: one batched call",
+        lambda: run_limit(backend, leap_args, problems, work),
+    )
+    run(
+        "prefill",
+        "(e) prefill, other prompts",
+        lambda: run_prefill(backend, leap_args, calibration),
+    )
+    if serial:
+        run("serial", "(a) one problem at a time", lambda: leap(1))
+    return rows
 
 
 @dataclass
@@ -296,6 +380,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             seed=args.seed,
         )
         problems = synthetic_problems(args.num_problems, seed=args.seed)
+        calibration = synthetic_problems(args.num_problems, seed=args.seed + 1)
         print(
             f"{args.backend} backend, {model_dir}, {args.num_problems} problems x {args.n} paths, "
             f"T={args.T}, max_tokens={args.max_tokens}, summary_max_tokens={args.summary_max_tokens}",
@@ -308,37 +393,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             # warm-up: imports, answer extraction, first-call setup of the backend
             run_leap(backend, leap_args, problems[:1], Path(tmp) / "warm-up", None)
-            traces: list = []
-
-            def leap(concurrent: int | None = None) -> int:
-                traces[:] = run_leap(
-                    backend, leap_args, problems, Path(tmp) / f"a{concurrent}", concurrent
-                )
-                return sum(p.generated_tokens for t in traces for p in t.paths)
-
-            rows = {"leap": measure("(a) leap", leap)}
-            budgets = {t.id: [p.generated_tokens for p in t.paths] for t in traces}
-            summary_tokens = sum(p.summary_tokens for t in traces for p in t.paths)
-            rows["independent"] = measure(
-                "(b) independent, same tokens",
-                lambda: run_matched_independent(backend, leap_args, problems, budgets),
-            )
-            rows["naive"] = measure(
-                "(c) reference pattern", lambda: run_naive(backend, leap_args, problems)
-            )
-            total = rows["leap"]["tokens"]
-            rows["limit"] = measure(
-                "(d) limit: one batched call",
-                lambda: run_limit(backend, leap_args, problems, total),
-            )
-            if args.serial:
-                rows["serial"] = measure("(a) one problem at a time", lambda: leap(1))
+            rows = run_all(backend, leap_args, problems, calibration, Path(tmp), args.serial)
         finally:
             backend.close()
+    result = summarize(args, rows, load_seconds)
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+def summarize(args: PeerLoopArguments, rows: dict[str, dict[str, Any]], load_seconds: float):
+    """The ratios, printed, and everything as one dict (the JSON line)."""
+    from inference.args import EMBEDDED_MODEL
 
     def per_token(key: str) -> float:
         return rows[key]["seconds"] / max(1, rows[key]["tokens"])
 
+    def work_rate(key: str) -> float:  # decoded + prefilled tokens per second
+        return (rows[key]["decoded"] + rows[key]["prefilled"]) / max(1e-9, rows[key]["seconds"])
+
+    rates = token_rates(rows["prefill"], rows["limit"])
+    for row in rows.values():
+        row["priced_seconds"] = round(priced(row, rates), 2)
+    leap = rows["leap"]
     result = {
         "backend": args.backend,
         "model": args.model or EMBEDDED_MODEL,
@@ -346,13 +423,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n": args.n,
         "T": args.T,
         "max_tokens": args.max_tokens,
+        "summary_max_tokens": args.summary_max_tokens,
         "load_seconds": load_seconds,
-        "leap_summary_tokens": summary_tokens,
+        "leap_summary_tokens": leap["summary_tokens"],
+        "prefill_tokens_per_s": round(1 / rates[0], 1),
+        "decode_tokens_per_s": round(1 / rates[1], 1),
+        # LeaP's seconds over its own decoded + prefilled tokens priced at those rates
+        "leap_over_its_work": round(leap["seconds"] / max(1e-9, leap["priced_seconds"]), 2),
         "leap_over_independent": round(per_token("leap") / per_token("independent"), 2),
         "naive_over_leap": round(per_token("naive") / per_token("leap"), 2),
-        "limit_over_leap": round(
-            rows["limit"]["tokens_per_s"] / max(1e-9, rows["leap"]["tokens_per_s"]), 2
-        ),
+        # LeaP's decoded + prefilled tokens per second against the one batched call's
+        "leap_of_limit": round(work_rate("leap") / work_rate("limit"), 2),
         **(
             {"serial_over_leap": round(per_token("serial") / per_token("leap"), 2)}
             if args.serial
@@ -361,13 +442,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": list(rows.values()),
     }
     print(
-        f"leap/independent {result['leap_over_independent']}x, "
-        f"naive/leap {result['naive_over_leap']}x, limit/leap {result['limit_over_leap']}x "
-        f"(seconds per generated token; leap spent {summary_tokens} of its "
-        f"{rows['leap']['tokens']} tokens on summaries)"
+        f"rates: prefill {result['prefill_tokens_per_s']} tok/s, decode "
+        f"{result['decode_tokens_per_s']} tok/s; leap over its work priced at them "
+        f"{result['leap_over_its_work']}x; leap/independent {result['leap_over_independent']}x, "
+        f"naive/leap {result['naive_over_leap']}x (seconds per generated token); leap at "
+        f"{round(100 * result['leap_of_limit'])}% of the limit's decoded+prefilled tokens/s "
+        f"(leap spent {leap['summary_tokens']} of its {leap['tokens']} tokens on summaries)"
     )
-    if args.json:
-        print(json.dumps(result))
     return result
 
 

@@ -8,6 +8,8 @@ replay a sample exactly for the same seed.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from inference.backends.base import GenerationRequest, SamplingSettings
@@ -145,6 +147,23 @@ def test_prompts_reach_the_engine_rendered(vllm_backend):
         del engine.add_request
     assert len(result.token_ids) == 3
     assert seen and all(isinstance(p, dict) and "type" in p for p in seen), seen
+
+
+def test_offline_backend_counts_prefilled_cached_and_decoded_tokens(vllm_backend):
+    """Every prompt token is prefilled or a cache hit (vLLM's own count); every sampled one decoded."""
+    tok = vllm_backend.tokenizer
+    context = (chat_ids(tok, "Let me count what the engine computed.") * 40)[:600]
+    before = dataclasses.replace(vllm_backend.counts)
+    settings = SamplingSettings(temperature=0.0)
+    (first,) = vllm_backend.generate([GenerationRequest(context, 3, seed=0)], settings)
+    longer = context + first.token_ids + tok.encode(" and on", add_special_tokens=False)
+    (second,) = vllm_backend.generate([GenerationRequest(longer, 3, seed=1)], settings)
+    counts = vllm_backend.counts
+    prefilled, cached = counts.prefilled - before.prefilled, counts.cached - before.cached
+    assert prefilled + cached == len(context) + len(longer)
+    assert cached >= 512  # the second request's context was cached (blocks of 16 tokens)
+    sampled = sum(len(r.token_ids) + (r.stop_reason == "eos") for r in (first, second))
+    assert counts.decoded - before.decoded == sampled
 
 
 def test_a_short_group_returns_while_a_long_one_decodes(vllm_backend):

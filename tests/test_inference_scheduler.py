@@ -79,7 +79,7 @@ def test_kv_reuse_generates_the_same_tokens(hf_backend, tmp_path):
     fresh = HFBackend(hf_backend.model, hf_backend.tokenizer, "tiny", batch_size=4, kv_reuse=False)
     reusing = HFBackend(hf_backend.model, hf_backend.tokenizer, "tiny", batch_size=4)
     assert _leap(reusing, tmp_path / "reuse") == _leap(fresh, tmp_path / "fresh")
-    assert reusing.reused_tokens > 0 and fresh.reused_tokens == 0
+    assert reusing.counts.cached > 0 and fresh.counts.cached == 0
 
 
 def test_kv_reuse_greedy_continuation_equals_full_prefill(hf_backend):
@@ -93,7 +93,7 @@ def test_kv_reuse_greedy_continuation_equals_full_prefill(hf_backend):
         (first,) = backend.generate([GenerationRequest(prompt, 7)], greedy)
         longer = prompt + first.token_ids + tok.encode(" Peer: x is 5.")
         (second,) = backend.generate([GenerationRequest(longer, 9)], greedy)
-        outputs[reuse] = (first.token_ids, second.token_ids, backend.reused_tokens)
+        outputs[reuse] = (first.token_ids, second.token_ids, backend.counts.cached)
     assert outputs[True][:2] == outputs[False][:2]
     assert outputs[True][2] == len(prompt) + 6  # the prompt and all but the last sampled token
 

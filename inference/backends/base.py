@@ -91,6 +91,22 @@ class Backend(Protocol):
         ...
 
 
+@dataclass
+class TokenCounts:
+    """Tokens a backend computed, kept as running totals (read before and after a workload).
+
+    ``prefilled`` counts prompt tokens whose keys/values the model computed,
+    ``cached`` those served from a prefix cache instead (KV reuse, vLLM's prefix
+    caching), ``decoded`` the tokens sampled (an end-of-sequence token included,
+    though results leave it out).  So ``prefilled + cached`` is the length of every
+    prompt that reached the model, and the time of a run can be priced per token.
+    """
+
+    prefilled: int = 0
+    cached: int = 0
+    decoded: int = 0
+
+
 #: a finished group: the key it was submitted with and its results, aligned with its requests
 Done = tuple[Hashable, list[GenerationResult]]
 
@@ -171,6 +187,8 @@ class GroupedBackend:
     max_model_len: int | None
 
     def __init__(self) -> None:
+        #: tokens the model computed so far (requests answered without the model count nothing)
+        self.counts = TokenCounts()
         #: each group in flight: its results, aligned with its requests (None while running)
         self.groups: dict[Hashable, list[GenerationResult | None]] = {}
 

@@ -289,7 +289,15 @@ class VLLMOfflineBackend(GroupedBackend):
     def _wait(self) -> None:
         for request_id, output in self.engine.finished():
             key, slot, request = self.where.pop(request_id)
+            self._count(output, request)
             self._finish(key, slot, self._result(output.outputs[0], request))
+
+    def _count(self, output: Any, request: GenerationRequest) -> None:
+        """Add a finished request to ``counts``: vLLM reports its prefix-cache hits itself."""
+        cached = output.num_cached_tokens or 0
+        self.counts.cached += cached
+        self.counts.prefilled += len(request.token_ids) - cached
+        self.counts.decoded += len(output.outputs[0].token_ids)
 
     def _result(self, completion: Any, request: GenerationRequest) -> GenerationResult:
         stop_reason, stop_string = map_finish(completion.finish_reason, completion.stop_reason)
