@@ -116,32 +116,45 @@ def method_of(model: Any, name: str) -> str:
     )
 
 
-def problem_text(body: dict[str, Any], chat: bool) -> str:
-    """The problem: the one user message of a chat request, or a completion's ``prompt``."""
+def problem_text(body: dict[str, Any], chat: bool) -> tuple[str, str | None]:
+    """The problem and the system message (if any) of a chat request, or a completion's ``prompt``.
+
+    A chat request holds one user message, the problem, optionally after one system
+    message (harnesses such as lm-eval's ``--system_instruction`` send one): it becomes
+    the run's ``system_prompt``, rendered as ``leapt infer --system_prompt`` renders it.
+    """
     if not chat:
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
             prompt = prompt[0]
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError("'prompt' must be one non-empty string (one problem)", "prompt")
-        return prompt
+        return prompt, None
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list", "messages")
     roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
-    if roles != ["user"]:
+    if roles not in (["user"], ["system", "user"]):
         raise RequestError(
-            "'messages' must hold exactly one user message, the problem (got roles "
-            f"{', '.join(map(str, roles))}): LeaP writes the rest of the conversation itself",
+            "'messages' must hold exactly one user message, the problem, optionally after one "
+            f"system message (got roles {', '.join(map(str, roles))}): LeaP writes the rest of "
+            "the conversation itself",
             "messages",
         )
-    content = messages[0].get("content")
+    texts = [_message_text(m, i) for i, m in enumerate(messages)]
+    return texts[-1], (texts[0] if len(texts) == 2 else None)
+
+
+def _message_text(message: dict[str, Any], index: int) -> str:
+    """A message's text (text content parts joined); a 400 naming the message otherwise."""
+    where = f"'messages[{index}].content'"
+    content = message.get("content")
     if isinstance(content, list):  # content parts: the text ones, joined
         if not all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-            raise RequestError("'messages[0].content' may hold text parts only", "messages")
+            raise RequestError(f"{where} may hold text parts only", "messages")
         content = "".join(str(p.get("text", "")) for p in content)
     if not isinstance(content, str) or not content.strip():
-        raise RequestError("'messages[0].content' must be a non-empty string", "messages")
+        raise RequestError(f"{where} must be a non-empty string", "messages")
     return content
 
 
@@ -245,8 +258,10 @@ def parse_request(
         if body.get(key) not in (None, False, [], {}):
             raise RequestError(f"'{key}' is not supported by a LeaP server", key)
     method = method_of(body.get("model"), name)
-    text = problem_text(body, chat)
+    text, system = problem_text(body, chat)
     leap_args, voted = leap_settings(body, method, defaults, n1_mode)
+    if system is not None:
+        leap_args = dataclasses.replace(leap_args, system_prompt=system)
     if max_paths is not None and leap_args.n > max_paths:
         field = "n" if body.get("n", 1) not in (None, 1) else "leapt.n"
         raise RequestError(

@@ -182,7 +182,7 @@ BAD_REQUESTS = [
     (
         {
             "model": "LEAP",
-            "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "1"}],
+            "messages": [{"role": "user", "content": "1"}, {"role": "system", "content": "be nice"}],
         },
         400,
         "'messages' must hold exactly one user message",

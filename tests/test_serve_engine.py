@@ -136,6 +136,13 @@ def test_the_model_name_picks_the_method_and_openai_fields_map_to_the_leap_setti
     assert parse(chat()).problem.id == parse(chat(seed=3)).problem.id
     assert parse(chat(leapt={"problem_id": "aime-1"})).problem.id == "aime-1"
     assert parse({"model": "leap-tiny", "prompt": "2 + 2?"}, chat=False).problem.problem == "2 + 2?"
+    # a harness's system message is the run's system_prompt, rendered as infer renders it
+    system = chat() | {
+        "messages": [{"role": "system", "content": "Be brief."}, *chat()["messages"]]
+    }
+    served = parse(system)
+    assert (served.leap_args.system_prompt, served.problem.problem) == ("Be brief.", "1 + 1?")
+    assert parse(chat()).leap_args.system_prompt is None
 
 
 def test_a_request_may_not_ask_for_more_paths_than_the_server_allows():
