@@ -21,8 +21,8 @@ OPTION_LETTERS = "ABCDEFGHIJ"
 _CHOICE_PATTERNS = (
     # "ANSWER": "C"  (the JSON-like format GPQA prompts ask for); quotes optional/single
     re.compile(r"""["']?(?i:answer)["']?\s*:\s*["']\s*\(?([A-Ja-j])\)?\s*["']"""),
-    # ANSWER: C   /  Answer: (C)  /  **Answer:** **C**
-    re.compile(r"""\b(?i:answer)[\s*]*:[\s*]*\(?([A-J])\)?(?![A-Za-z0-9])"""),
+    # ANSWER: C   /  Answer: (C)  /  **Answer:** **C**  /  Answer: $C$ (open-r1's "Answer: $LETTER")
+    re.compile(r"""\b(?i:answer)[\s*]*:[\s*$]*\(?([A-J])\)?(?![A-Za-z0-9])"""),
     # the answer is (C)  /  correct option is: C  /  answer would be **B**
     # (the letter must be a capital: "the answer is a bit tricky" is no answer)
     re.compile(

@@ -47,6 +47,8 @@ def test_truncated_box_falls_back_to_earlier_complete_box():
         ("ANSWER: D", "D"),
         ("Answer: (A)", "A"),
         ("**Answer:** **B**", "B"),
+        ("Answer: $C$", "C"),  # open-r1's GPQA instruction asks for "Answer: $LETTER"
+        ("so the final line reads Answer: $D$.", "D"),
         (r"so \boxed{C}", "C"),
         (r"\boxed{\text{(D)}}", "D"),
         (r"\boxed{B. 42 eV}", "B"),
