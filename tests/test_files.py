@@ -28,6 +28,45 @@ def test_a_writer_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
+WRITER = r"""
+import json, sys
+from leapt.files import atomic_write_text
+
+target, ready = sys.argv[1], sys.argv[2]
+docs = [json.dumps({"version": v, "rows": [v] * 400_000}) for v in (1, 2)]
+atomic_write_text(target, docs[0])
+open(ready, "w").close()
+i = 0
+while True:  # rewrite until killed: the kill lands inside some write
+    i += 1
+    atomic_write_text(target, docs[i % 2])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.9])
+def test_a_writer_killed_with_sigkill_leaves_a_whole_file(tmp_path, delay):
+    """``kill -9`` runs no exception handler: the rename is what keeps a reader from half a file."""
+    import time
+
+    from tests.processes import kill_when
+
+    target, ready = tmp_path / "results.json", tmp_path / "ready"
+    started: list[float] = []
+
+    def moment() -> bool:
+        if not ready.exists():
+            return False
+        started.append(started[0] if started else time.monotonic())
+        return time.monotonic() - started[0] >= delay
+
+    argv = [sys.executable, "-c", WRITER, str(target), str(ready)]
+    assert kill_when(argv, moment) == -9
+    doc = json.loads(target.read_text())  # whole: one of the two versions, never a mix
+    assert doc["version"] in (1, 2) and doc["rows"] == [doc["version"]] * 400_000
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("results.json", "ready")]
+    assert all(name.startswith(".results.json.") for name in leftovers), leftovers
+
+
 def test_two_writers_never_share_a_temp_name_and_the_file_is_readable_like_any_other(tmp_path):
     target = tmp_path / "plot.png"
     with atomic_path(target) as first, atomic_path(target) as second:
