@@ -124,14 +124,22 @@ def protocol_digest(leap_args: LeapArguments) -> str:
     return json_digest(dataclasses.asdict(load_protocol(leap_args.protocol)))
 
 
-def run_manifest(model_args: ModelArguments, spec: RunSpec) -> dict[str, Any]:
-    """Everything that made ``spec.folder``'s results, in the order a difference is reported."""
+def engine_identity(model_args: ModelArguments, leap_args: LeapArguments) -> dict[str, Any]:
+    """What every trace of a folder shares, however it was asked for: the model as loaded and
+    the protocol (a run over a problem set and a server's folder both record it first)."""
     return {
         "model": model_ref(model_args),
         "dtype": model_args.dtype,
         "backend": model_args.backend,
         "max_model_len": model_args.max_model_len,
-        "protocol": protocol_digest(spec.leap_args),
+        "protocol": protocol_digest(leap_args),
+    }
+
+
+def run_manifest(model_args: ModelArguments, spec: RunSpec) -> dict[str, Any]:
+    """Everything that made ``spec.folder``'s results, in the order a difference is reported."""
+    return {
+        **engine_identity(model_args, spec.leap_args),
         "source": source_identity(spec.source),
         "settings": to_dict(spec.leap_args),
         "extra": spec.extra,

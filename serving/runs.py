@@ -49,16 +49,9 @@ def check_run_dir(output_dir: str | Path) -> None:
 
 def served_manifest(model_args: ModelArguments, leap_args: LeapArguments) -> dict[str, Any]:
     """What every request served into one folder shares (the rest is per request)."""
-    from inference.run_folder import model_ref, protocol_digest
+    from inference.run_folder import engine_identity
 
-    return {
-        "model": model_ref(model_args),
-        "dtype": model_args.dtype,
-        "backend": model_args.backend,
-        "max_model_len": model_args.max_model_len,
-        "protocol": protocol_digest(leap_args),
-        SERVED_KEY: True,
-    }
+    return {**engine_identity(model_args, leap_args), SERVED_KEY: True}
 
 
 class ServedRun:
