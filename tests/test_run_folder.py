@@ -470,3 +470,27 @@ def test_a_folder_inside_one_another_process_holds_is_refused(
         holder.kill()
         holder.wait()
     assert infer(tiny_model_dir, root / "aime24" / "leap", problems) == 0  # free once it ended
+
+
+def test_resuming_a_large_traces_file_holds_one_line_in_memory(tmp_path):
+    """A paper-size unsharded harvest's traces.jsonl is gigabytes: the done ids, the repair of a
+    torn last line and the scan stream it (here 40 MB must not cost 40 MB)."""
+    import tracemalloc
+
+    line = {"id": "", "problem": "p", "answer": "1", "method": "leap", "config": {}}
+    path = tmp_path / "traces.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(200):
+            fh.write(json.dumps({**line, "id": f"p{i}", "problem": "x" * 200_000}) + "\n")
+        fh.write('{"id": "torn", "problem": "' + "y" * 200_000)  # a killed writer's last line
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        done = TraceFile(path).done_ids()
+        ids = [t.id for _, t in scan_traces(path)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert done == {f"p{i}" for i in range(200)} and len(ids) == 200
+    assert path.stat().st_size < size  # the torn line was cut
+    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
